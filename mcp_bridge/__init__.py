@@ -1,0 +1,29 @@
+"""comfyui-mcp-bridge: a Model Context Protocol server hosted inside ComfyUI."""
+
+from __future__ import annotations
+
+import logging
+
+from .version import __version__
+
+log = logging.getLogger("comfyui_mcp_bridge")
+
+
+def install_into_comfyui() -> bool:
+    """Install the bridge on the running ComfyUI server; return False when there is none.
+
+    Outside ComfyUI (tests, tools, a plain ``import``) there is no ``PromptServer.instance`` and this
+    does nothing.
+    """
+    from . import adapter
+
+    server = adapter.running_server()
+    if server is None:
+        return False
+    from .bridge import install
+
+    install(server)
+    return True
+
+
+__all__ = ["__version__", "install_into_comfyui"]
