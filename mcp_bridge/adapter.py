@@ -6,8 +6,12 @@ lives here, behind plain-Python functions and types. Other modules never import 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +79,222 @@ def queue_length() -> int:
     if server is None:
         return 0
     return int(server.prompt_queue.get_tasks_remaining())
+
+
+# --- Queue, events, cancellation ------------------------------------------------------------------
+
+EventSink = Callable[[str, dict[str, Any]], None]
+DoneSink = Callable[[str, "dict[str, Any] | None"], None]
+
+# Events whose payload names the prompt they belong to; anything else is ignored by the hook.
+_PROMPT_EVENTS = frozenset(
+    {
+        "execution_start",
+        "execution_cached",
+        "executing",
+        "executed",
+        "progress",
+        "execution_success",
+        "execution_error",
+        "execution_interrupted",
+    }
+)
+
+# Large fields of execution_error that the bridge does not need (tracebacks, node inputs/outputs).
+_BULKY_KEYS = frozenset({"traceback", "current_inputs", "current_outputs"})
+
+
+class PromptRejected(Exception):
+    """ComfyUI's own validation refused a workflow; ``error`` and ``node_errors`` are ComfyUI's."""
+
+    def __init__(self, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
+        self.error = error
+        self.node_errors = node_errors
+        super().__init__(describe_validation_error(error, node_errors))
+
+
+def describe_validation_error(error: dict[str, Any], node_errors: dict[str, Any]) -> str:
+    """One readable sentence per problem: which node, which input, why."""
+    parts = [str(error.get("message") or error.get("type") or "invalid workflow")]
+    for node_id, info in (node_errors or {}).items():
+        for err in info.get("errors", []):
+            extra = err.get("extra_info") or {}
+            where = f"node {node_id} ({info.get('class_type', '?')})"
+            if extra.get("input_name"):
+                where += f", input '{extra['input_name']}'"
+            parts.append(f"{where}: {err.get('message', '')} {err.get('details', '')}".strip())
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """ComfyUI's queue at one instant: running prompt ids and pending ids in execution order."""
+
+    running: list[str]
+    pending: list[str]
+
+
+class Comfy:
+    """ComfyUI's queue and event stream as the bridge uses them.
+
+    Construct on ComfyUI's event loop thread. ``on_event`` and ``on_done`` are always called on that
+    loop (handed over with ``call_soon_threadsafe`` from ComfyUI's worker thread), and only for prompt
+    ids that were passed to :meth:`watch`.
+    """
+
+    def __init__(self, server: Any, on_event: EventSink, on_done: DoneSink) -> None:
+        import execution
+
+        self.server = server
+        self.loop = server.loop
+        self._on_event = on_event
+        self._on_done = on_done
+        self._watched: set[str] = set()
+        self._client_id = "mcp-bridge-" + uuid.uuid4().hex
+        self._execution = execution
+        queue = server.prompt_queue
+        params = inspect.signature(type(queue).task_done).parameters
+        # Queue items grew a 6th field ("sensitive") together with task_done's process_item parameter.
+        self.six_field_items = "process_item" in params
+        self._validate = execution.validate_prompt
+        self._validate_arity = len(inspect.signature(self._validate).parameters)
+        self._original_send_sync: Callable[..., Any] | None = None
+        self._original_task_done: Callable[..., Any] | None = None
+
+    @property
+    def client_id(self) -> str:
+        """The synthetic client id our prompts carry (without one ComfyUI emits no execution events)."""
+        return self._client_id
+
+    # -- hooks --
+
+    def install_hooks(self) -> None:
+        """Wrap ``PromptServer.send_sync`` and ``PromptQueue.task_done`` (idempotent, removable)."""
+        if self._original_send_sync is not None:
+            return
+        server, queue = self.server, self.server.prompt_queue
+        original_send = server.send_sync
+        original_done = queue.task_done
+
+        def send_sync(event: Any, data: Any, sid: Any = None, *args: Any, **kwargs: Any) -> Any:
+            try:
+                self._see_event(event, data)
+            except Exception:  # noqa: BLE001 - a hook must never raise into ComfyUI
+                log.exception("mcp-bridge: event hook failed")
+            return original_send(event, data, sid, *args, **kwargs)
+
+        def task_done(item_id: Any, *args: Any, **kwargs: Any) -> Any:
+            prompt_id = None
+            try:
+                running = queue.currently_running.get(item_id)
+                prompt_id = running[1] if running is not None else None
+            except Exception:  # noqa: BLE001
+                log.exception("mcp-bridge: task_done hook failed")
+            result = original_done(item_id, *args, **kwargs)
+            if prompt_id in self._watched:
+                try:
+                    entry = queue.get_history(prompt_id=prompt_id).get(prompt_id)
+                    self.loop.call_soon_threadsafe(self._on_done, prompt_id, entry)
+                except Exception:  # noqa: BLE001
+                    log.exception("mcp-bridge: completion hook failed")
+            return result
+
+        self._original_send_sync, self._original_task_done = original_send, original_done
+        server.send_sync = send_sync
+        queue.task_done = task_done
+
+    def remove_hooks(self) -> None:
+        """Restore ComfyUI's own methods."""
+        if self._original_send_sync is None:
+            return
+        # Our wrappers are instance attributes shadowing the class methods: deleting them restores.
+        for obj, name in ((self.server, "send_sync"), (self.server.prompt_queue, "task_done")):
+            if name in vars(obj):
+                delattr(obj, name)
+        self._original_send_sync = self._original_task_done = None
+
+    def _see_event(self, event: Any, data: Any) -> None:
+        # Runs on ComfyUI's worker thread (or the loop): cheap checks, a shallow copy, one hand-off.
+        if event not in _PROMPT_EVENTS or not isinstance(data, dict):
+            return
+        prompt_id = data.get("prompt_id")
+        if prompt_id is None and event == "progress":
+            prompt_id = getattr(self.server, "last_prompt_id", None)
+        if prompt_id not in self._watched:
+            return
+        payload = {
+            k: v for k, v in data.items() if k not in ("traceback", "current_inputs", "current_outputs")
+        }
+        payload["prompt_id"] = prompt_id
+        self.loop.call_soon_threadsafe(self._on_event, str(event), payload)
+
+    # -- queueing --
+
+    def watch(self, prompt_id: str) -> None:
+        """Start forwarding events of ``prompt_id`` (call before it can run)."""
+        self._watched.add(prompt_id)
+
+    def unwatch(self, prompt_id: str) -> None:
+        """Stop forwarding events of ``prompt_id``."""
+        self._watched.discard(prompt_id)
+
+    async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int:
+        """Validate ``prompt`` with ComfyUI's own checks and put it on the queue; return its number.
+
+        Runs the other extensions' ``on_prompt`` handlers first, as ``POST /prompt`` does. Must run on
+        ComfyUI's event loop. Raises :class:`PromptRejected` when ComfyUI refuses it (nothing queued).
+        """
+        server = self.server
+        request = {"prompt": prompt, "client_id": self._client_id, "prompt_id": prompt_id, "extra_data": {}}
+        request = server.trigger_on_prompt(request)
+        prompt = request.get("prompt", prompt)
+        extra_data: dict[str, Any] = dict(request.get("extra_data") or {})
+        extra_data["client_id"] = self._client_id
+        if self._validate_arity >= 3:
+            valid = await self._validate(prompt_id, prompt, None)
+        else:
+            valid = await self._validate(prompt_id, prompt)
+        if not valid[0]:
+            raise PromptRejected(valid[1] or {}, valid[3] or {})
+        number = server.number
+        server.number += 1
+        self.watch(prompt_id)
+        if self.six_field_items:
+            keys = getattr(self._execution, "SENSITIVE_EXTRA_DATA_KEYS", ())
+            sensitive = {k: extra_data.pop(k) for k in keys if k in extra_data}
+            extra_data["create_time"] = int(time.time() * 1000)
+            server.prompt_queue.put((number, prompt_id, prompt, extra_data, valid[2], sensitive))
+        else:
+            server.prompt_queue.put((number, prompt_id, prompt, extra_data, valid[2]))
+        return int(number)
+
+    def queue_view(self) -> QueueView:
+        """Running and pending prompt ids (pending in the order ComfyUI will run them)."""
+        queue = self.server.prompt_queue
+        with queue.mutex:
+            running = [str(item[1]) for item in queue.currently_running.values()]
+            pending = [str(item[1]) for item in sorted(queue.queue, key=lambda item: item[0])]
+        return QueueView(running, pending)
+
+    def cancel(self, prompt_id: str) -> str:
+        """Cancel one prompt: ``"removed"`` if it was pending, ``"interrupted"`` if it was running,
+        ``"not_found"`` otherwise. Never touches any other prompt.
+        """
+        queue = self.server.prompt_queue
+        if queue.delete_queue_item(lambda item: item[1] == prompt_id):
+            return "removed"
+        import nodes
+
+        # Holding the queue mutex keeps the running prompt from finishing and the next one from
+        # starting while we decide; ComfyUI resets the interrupt flag when the next prompt starts.
+        with queue.mutex:
+            running = any(item[1] == prompt_id for item in queue.currently_running.values())
+            if running:
+                nodes.interrupt_processing(True)
+                return "interrupted"
+        return "not_found"
+
+    def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """ComfyUI's history entry of a prompt (a deep copy), or None."""
+        entry = self.server.prompt_queue.get_history(prompt_id=prompt_id).get(prompt_id)
+        return dict(entry) if entry else None

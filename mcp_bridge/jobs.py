@@ -1,0 +1,330 @@
+"""Jobs: one per prompt the bridge queued, fed by ComfyUI's events, awaitable, observable.
+
+Plain Python: the adapter hands events in (on the event loop); tools await jobs and listen to their
+progress; the status panel observes every change. Finished jobs are kept for a bounded count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+log = logging.getLogger("comfyui_mcp_bridge")
+
+
+class JobState(str, Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+Listener = Callable[["Job"], None]
+
+
+@dataclass
+class Job:
+    """The bridge's view of one queued prompt."""
+
+    id: str
+    tool: str
+    node_types: dict[str, str]
+    summary: str = ""
+    state: JobState = JobState.QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    queue_position: int | None = None  # 1 = next to run
+    node: str | None = None
+    step: int | None = None
+    steps: int | None = None
+    nodes_done: set[str] = field(default_factory=set)
+    outputs: list[dict[str, str]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _listeners: list[Listener] = field(default_factory=list, repr=False)
+
+    @property
+    def node_type(self) -> str | None:
+        return self.node_types.get(self.node or "")
+
+    def fraction(self) -> float:
+        """Share of the workflow's nodes done (0..1), counting the current node's sampler steps."""
+        total = max(len(self.node_types), 1)
+        done: float = len(self.nodes_done)
+        if self.node and self.node not in self.nodes_done and self.step is not None and self.steps:
+            done += min(self.step / self.steps, 1.0)
+        return 1.0 if self.state.finished else min(done / total, 1.0)
+
+    def message(self) -> str:
+        """A short sentence for people: what the job is doing right now."""
+        if self.state is JobState.QUEUED:
+            if self.queue_position:
+                return f"queued: position {self.queue_position} in ComfyUI's queue"
+            return "queued"
+        if self.state is JobState.RUNNING:
+            what = self.node_type or "starting"
+            if self.node_type and self.step is not None and self.steps:
+                return f"running {what}: step {self.step}/{self.steps}"
+            return f"running {what}"
+        if self.error:
+            return f"{self.state.value}: {self.error.get('message', '')!s}".rstrip(": ")
+        return str(self.state.value)
+
+    def elapsed(self) -> float:
+        """Seconds since the job was queued (until it finished)."""
+        return (self.finished or time.time()) - self.created
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe snapshot."""
+        return {
+            "job_id": self.id,
+            "tool": self.tool,
+            "summary": self.summary,
+            "state": self.state.value,
+            "message": self.message(),
+            "progress": round(self.fraction(), 4),
+            "queue_position": self.queue_position,
+            "node": self.node,
+            "node_type": self.node_type,
+            "step": self.step,
+            "steps": self.steps,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "elapsed_s": round(self.elapsed(), 3),
+            "outputs": list(self.outputs),
+            "error": self.error,
+        }
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(job)`` after every change; return a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait until the job finished or ``timeout`` seconds passed; True if it finished."""
+        if self.state.finished:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done.wait()), timeout)
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            return False
+        return True
+
+
+def _images_of(entry: dict[str, Any]) -> list[dict[str, str]]:
+    images: list[dict[str, str]] = []
+    for node_output in (entry.get("outputs") or {}).values():
+        for img in node_output.get("images", []) or []:
+            if isinstance(img, dict) and "filename" in img:
+                images.append(
+                    {
+                        "filename": str(img["filename"]),
+                        "subfolder": str(img.get("subfolder", "")),
+                        "type": str(img.get("type", "output")),
+                    }
+                )
+    return images
+
+
+def _error_from(event: str, data: dict[str, Any]) -> dict[str, Any]:
+    if event == "execution_interrupted":
+        return {"type": "interrupted", "message": "interrupted", "node_id": data.get("node_id")}
+    return {
+        "type": str(data.get("exception_type") or "error"),
+        "message": str(data.get("exception_message") or "").strip() or "execution failed",
+        "node_id": data.get("node_id"),
+        "node_type": data.get("node_type"),
+    }
+
+
+class JobRegistry:
+    """All jobs of this process, keyed by prompt id."""
+
+    def __init__(
+        self,
+        queue_view: Callable[[], tuple[list[str], list[str]]] | None = None,
+        keep_finished: int = 200,
+        keep_seconds: float = 3600.0,
+    ) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queue_view = queue_view
+        self._keep_finished = keep_finished
+        self._keep_seconds = keep_seconds
+        self._observers: list[Listener] = []
+
+    # -- lookup --
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
+
+    def all(self) -> list[Job]:
+        """Every retained job, oldest first."""
+        return list(self._jobs.values())
+
+    def active(self) -> list[Job]:
+        return [job for job in self._jobs.values() if not job.state.finished]
+
+    def observe(self, observer: Listener) -> Callable[[], None]:
+        """Call ``observer(job)`` after any job changes (the status panel)."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer) if observer in self._observers else None
+
+    # -- life --
+
+    def create(self, job_id: str, tool: str, prompt: dict[str, Any], summary: str = "") -> Job:
+        """Register a job before its prompt goes on the queue (a tiny prompt finishes in ~1 ms)."""
+        node_types = {
+            str(node_id): str(node.get("class_type", "?"))
+            for node_id, node in prompt.items()
+            if isinstance(node, dict)
+        }
+        job = Job(id=job_id, tool=tool, node_types=node_types, summary=summary)
+        self._jobs[job_id] = job
+        self._prune()
+        self._changed(job)
+        return job
+
+    def discard(self, job_id: str) -> None:
+        """Forget a job that never reached the queue (ComfyUI refused its prompt)."""
+        self._jobs.pop(job_id, None)
+
+    def on_event(self, event: str, data: dict[str, Any]) -> None:
+        """Apply one ComfyUI event (called on the event loop)."""
+        if event == "status":
+            self.refresh_positions()
+            return
+        job = self._jobs.get(str(data.get("prompt_id")))
+        if job is None or job.state.finished:
+            return
+        if event == "execution_start":
+            self._start(job)
+        elif event == "execution_cached":
+            job.nodes_done.update(str(n) for n in data.get("nodes") or [])
+        elif event == "executing":
+            node = data.get("node")
+            self._start(job)
+            if job.node and job.node != node:
+                job.nodes_done.add(job.node)
+            job.node = None if node is None else str(node)
+            job.step = job.steps = None
+        elif event == "progress":
+            self._start(job)
+            node = data.get("node")
+            if node is not None:
+                job.node = str(node)
+            job.step, job.steps = int(data.get("value") or 0), int(data.get("max") or 0)
+        elif event == "executed":
+            if data.get("node") is not None:
+                job.nodes_done.add(str(data["node"]))
+        elif event in ("execution_error", "execution_interrupted"):
+            job.error = _error_from(event, data)
+        else:
+            return
+        self._changed(job)
+
+    def on_done(self, job_id: str, entry: dict[str, Any] | None) -> None:
+        """ComfyUI finished the prompt and wrote its history entry (called on the event loop)."""
+        job = self._jobs.get(job_id)
+        if job is None or job.state.finished:
+            return
+        status = (entry or {}).get("status") or {}
+        messages = status.get("messages") or []
+        for message in messages:
+            if isinstance(message, (list, tuple)) and len(message) == 2 and job.error is None:
+                event, data = message
+                if event in ("execution_error", "execution_interrupted") and isinstance(data, dict):
+                    job.error = _error_from(event, data)
+        job.outputs = _images_of(entry or {})
+        if status.get("status_str") == "success" and job.error is None:
+            state = JobState.SUCCEEDED
+        elif job.error and job.error.get("type") == "interrupted":
+            state = JobState.CANCELLED if job.cancel_requested else JobState.INTERRUPTED
+        else:
+            state = JobState.FAILED
+            job.error = job.error or {"type": "error", "message": "ComfyUI reported a failure"}
+        self._finish(job, state)
+
+    def mark_cancelled(self, job_id: str) -> None:
+        """The job was taken off the queue before it ran."""
+        job = self._jobs.get(job_id)
+        if job is not None and not job.state.finished:
+            job.cancel_requested = True
+            self._finish(job, JobState.CANCELLED)
+
+    def refresh_positions(self) -> None:
+        """Recompute queue positions of waiting jobs from ComfyUI's queue."""
+        waiting = [job for job in self._jobs.values() if job.state is JobState.QUEUED]
+        if not waiting or self._queue_view is None:
+            return
+        running, pending = self._queue_view()
+        order = {pid: i + 1 for i, pid in enumerate(pending)}
+        for job in waiting:
+            position = order.get(job.id)
+            if job.id in running:
+                self._start(job)
+            elif position != job.queue_position:
+                job.queue_position = position
+            else:
+                continue
+            self._changed(job)
+
+    # -- internals --
+
+    def _start(self, job: Job) -> None:
+        if job.state is JobState.QUEUED:
+            job.state = JobState.RUNNING
+            job.started = time.time()
+            job.queue_position = None
+
+    def _finish(self, job: Job, state: JobState) -> None:
+        job.state = state
+        job.finished = time.time()
+        job.node = None
+        job.step = job.steps = None
+        job.queue_position = None
+        job._done.set()
+        self._changed(job)
+        self._prune()
+
+    def _changed(self, job: Job) -> None:
+        for listener in (*job._listeners, *self._observers):
+            try:
+                listener(job)
+            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+                log.exception("mcp-bridge: job listener failed")
+
+    def _prune(self) -> None:
+        now = time.time()
+        finished = [job for job in self._jobs.values() if job.state.finished]
+        excess = len(finished) - self._keep_finished
+        for job in finished:
+            if excess > 0 or (job.finished or now) < now - self._keep_seconds:
+                self._jobs.pop(job.id, None)
+                excess -= 1
+
+
+def summarize(values: Iterable[tuple[str, Any]], limit: int = 120) -> str:
+    """``key=value`` pairs shortened for one line (the panel shows this)."""
+    text = ", ".join(f"{k}={v!r}" for k, v in values if v not in (None, "", [], {}))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
