@@ -81,6 +81,56 @@ def queue_length() -> int:
     return int(server.prompt_queue.get_tasks_remaining())
 
 
+# --- Folders, models, samplers ---------------------------------------------------------------------
+
+MODEL_KINDS = ("checkpoints", "loras", "upscale_models")
+
+
+def output_directory() -> str:
+    """ComfyUI's output folder."""
+    import folder_paths
+
+    return str(folder_paths.get_output_directory())
+
+
+def input_directory() -> str:
+    """ComfyUI's input folder."""
+    import folder_paths
+
+    return str(folder_paths.get_input_directory())
+
+
+def model_files(kind: str) -> list[str]:
+    """Installed model files of one kind (``checkpoints``, ``loras``, ``upscale_models``), sorted,
+    relative to their model folder (subfolders included, ``/``-separated)."""
+    import folder_paths
+
+    if kind not in folder_paths.folder_names_and_paths:
+        return []
+    return sorted(str(name).replace("\\", "/") for name in folder_paths.get_filename_list(kind))
+
+
+def samplers() -> list[str]:
+    """Sampler names KSampler accepts."""
+    import comfy.samplers
+
+    return [str(name) for name in comfy.samplers.KSampler.SAMPLERS]
+
+
+def schedulers() -> list[str]:
+    """Scheduler names KSampler accepts."""
+    import comfy.samplers
+
+    return [str(name) for name in comfy.samplers.KSampler.SCHEDULERS]
+
+
+def node_class_names() -> set[str]:
+    """Every node type ComfyUI has loaded (core and custom)."""
+    import nodes
+
+    return {str(name) for name in nodes.NODE_CLASS_MAPPINGS}
+
+
 # --- Queue, events, cancellation ------------------------------------------------------------------
 
 EventSink = Callable[[str, dict[str, Any]], None]

@@ -1,0 +1,121 @@
+"""MCP tools about jobs and ComfyUI's queue: get_job, wait_job, cancel_job, get_queue_status."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+
+from .jobs import Job, JobState
+from .results import present_job
+from .services import Services
+
+READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+
+
+def job_or_error(services: Services, job_id: str) -> Job:
+    """The job with this id, or a tool error saying which ids exist."""
+    job = services.registry.get(job_id.strip())
+    if job is None:
+        recent = [j.id for j in services.registry.all()[-5:]]
+        hint = f" Recent job ids: {', '.join(recent)}." if recent else " No jobs have run yet."
+        raise ToolError(f"Unknown job id '{job_id[:80]}'. Job ids are returned by the generation tools.{hint}")
+    return job
+
+
+def pending_result(job: Job) -> CallToolResult:
+    """The answer when a job is still going: its id and state, and what to call next."""
+    data = job.to_dict()
+    text = (
+        f"Job {job.id} is {job.message()} after {job.elapsed():.0f} s. "
+        f"Call wait_job with job_id='{job.id}' to wait for the result, or cancel_job to stop it."
+    )
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+async def follow_job(
+    services: Services, job: Job, ctx: Context | None, wait_s: float, *, cancel_on_abort: bool
+) -> CallToolResult:
+    """Wait for ``job`` up to ``wait_s`` seconds with MCP progress, then present it.
+
+    If the call itself is cancelled (MCP ``notifications/cancelled``, a closed 2026 stream) and
+    ``cancel_on_abort`` is set, the job is cancelled too.
+    """
+    # report_progress is a no-op when the caller asked for no progress.
+    report = ctx.report_progress if ctx is not None else None
+    try:
+        finished = await services.runner.follow(job, report, wait_s)
+    except asyncio.CancelledError:
+        if cancel_on_abort and not job.state.finished:
+            services.runner.cancel(job)
+        raise
+    if not finished:
+        return pending_result(job)
+    return await present_job(services, job)
+
+
+def register(mcp: MCPServer, services: Services) -> None:
+    """Add the job and queue tools to ``mcp``."""
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_job(job_id: str) -> CallToolResult:
+        """State of a job started by a generation tool: queued/running (with progress) or its result.
+
+        Returns immediately. A finished job returns the same result as the original call (images,
+        previews, files).
+        """
+        job = job_or_error(services, job_id)
+        if not job.state.finished:
+            return pending_result(job)
+        return await present_job(services, job)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def wait_job(job_id: str, timeout_s: float = 30.0, ctx: Context | None = None) -> CallToolResult:
+        """Wait for a job to finish (at most timeout_s seconds, capped by the server) and return its result.
+
+        Sends progress notifications while waiting. If it is still running afterwards, returns its state;
+        call wait_job again.
+        """
+        job = job_or_error(services, job_id)
+        if not (timeout_s == timeout_s and 0 <= timeout_s):  # NaN or negative
+            raise ToolError("timeout_s must be a number of seconds >= 0.")
+        wait = min(timeout_s, services.settings.call_wait_s)
+        return await follow_job(services, job, ctx, wait, cancel_on_abort=False)
+
+    @mcp.tool(annotations=ToolAnnotations(destructiveHint=True, idempotentHint=True, openWorldHint=False))
+    async def cancel_job(job_id: str) -> dict[str, Any]:
+        """Cancel a job started through this server: removed if still queued, interrupted if running.
+
+        Never touches prompts queued by anyone else.
+        """
+        job = job_or_error(services, job_id)
+        outcome = services.runner.cancel(job)
+        if outcome == "interrupted":
+            await job.wait(10.0)
+        return {"job_id": job.id, "outcome": outcome, "state": job.state.value}
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_queue_status() -> dict[str, Any]:
+        """ComfyUI's queue right now: the running prompt and pending ones in order; ours are marked
+        with their job id and tool."""
+        view = services.comfy.queue_view()
+
+        def describe(prompt_id: str, position: int | None) -> dict[str, Any]:
+            job = services.registry.get(prompt_id)
+            entry: dict[str, Any] = {"prompt_id": prompt_id, "ours": job is not None}
+            if position is not None:
+                entry["position"] = position
+            if job is not None:
+                entry.update(job_id=job.id, tool=job.tool, message=job.message(), summary=job.summary)
+            return entry
+
+        active = [j.to_dict() for j in services.registry.active() if j.state is JobState.RUNNING]
+        return {
+            "running": [describe(pid, None) for pid in view.running],
+            "pending": [describe(pid, i + 1) for i, pid in enumerate(view.pending)],
+            "queue_length": len(view.running) + len(view.pending),
+            "our_running_jobs": active,
+        }
