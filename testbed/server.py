@@ -227,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     t0 = time.monotonic()
     server.start()
-    url = f"http://{'127.0.0.1' if args.listen in ('0.0.0.0', '::') else args.listen}:{args.port}"
+    wildcard = args.listen in ('0.0.0.0', '::')  # noqa: S104 - only to print a reachable URL
+    url = f"http://{'127.0.0.1' if wildcard else args.listen}:{args.port}"
     print(f"ComfyUI {args.version} with comfyui-mcp-bridge is up in {time.monotonic() - t0:.1f} s")
     print(f"  ComfyUI web UI:             {url}/")
     print(f"  MCP (Streamable HTTP):      {url}/mcp")

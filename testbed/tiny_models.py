@@ -8,8 +8,9 @@ Four files, deterministic (fixed seeds, byte-identical across runs and processes
   whose every key patches that UNet or CLIP;
 - ``upscale_models/tiny-esrgan-x4.safetensors``: a small x4 RRDBNet (ESRGAN) upscaler.
 
-Weights use fan-in scaling (std 1/sqrt(fan_in)), norm weights 1 and biases 0; image heads get a damped
-last conv and a +0.5 bias, so outputs are mid-grey noise that depends on seed, LoRA and input.
+Weights use fan-in scaling (std 1/sqrt(fan_in)), norm weights 1 and biases 0; image heads (TAESD
+decoder, ESRGAN) get a damped last conv and a +0.5 bias, the TAESD encoder head SD-like latent magnitudes,
+so outputs are mid-grey noise, never clipped, that changes with seed, prompt, LoRA and input image.
 
 Usage: ``python -m testbed.tiny_models DEST`` (DEST is a ComfyUI-style models folder).
 """
@@ -53,7 +54,7 @@ METADATA_KEY = "tiny_models"
 """The single safetensors metadata key (several keys would be written in random order)."""
 
 LORA_RANK = 4
-UPSCALE_FACTOR = 4
+UPSCALE_FACTOR = 4  # a power of two
 
 # Shapes ComfyUI fixes for SD1.5 (model_detection / supported_models.SD15 / sd1_clip_config.json).
 _MODEL_CHANNELS = 320
@@ -76,8 +77,9 @@ _VAE = "first_stage_model."
 # The one transformer of the UNet: ComfyUI's input_blocks.1.1 is diffusers' down_blocks.0.attentions.0.
 _UNET_ATTENTION = "input_blocks.1.1."
 _UNET_ATTENTION_DIFFUSERS = "down_blocks_0_attentions_0_"
-_DECODER_HEAD_GAIN = 0.1  # TAESD: decoded std ~11/255
-_UPSCALER_HEAD_GAIN = 0.3  # ESRGAN: std ~12/255, input gradient still visible
+_DECODER_HEAD_GAIN = 0.1  # TAESD decoder: decoded images ~12/255 std around mid-grey
+_ENCODER_HEAD_GAIN = 20.0  # TAESD encoder: SD-like latents (std ~4, ~0.7 after the 0.18215 scale)
+_UPSCALER_HEAD_GAIN = 0.5  # ESRGAN: edges and gradients show, uniform noise input still not clipped
 _IMAGE_HEAD_BIAS = 0.5
 _UNET_OUT_GAIN = 0.5
 _LORA_UP_GAIN = 0.5
@@ -212,7 +214,7 @@ def taesd_spec() -> Spec:
         _conv(spec, f"{enc}.{down}", w, w, bias=False)  # stride 2
         for j in (1, 2, 3):
             _taesd_block(spec, f"{enc}.{down + j}")
-    _conv(spec, f"{enc}.14", w, _LATENT_CHANNELS)
+    _conv(spec, f"{enc}.14", w, _LATENT_CHANNELS, gain=_ENCODER_HEAD_GAIN)
     dec = "taesd_decoder"
     _conv(spec, f"{dec}.1", _LATENT_CHANNELS, w)  # 0 is the tanh clamp, 2 a ReLU
     for first in (3, 8, 13):
@@ -221,7 +223,7 @@ def taesd_spec() -> Spec:
         _conv(spec, f"{dec}.{first + 4}", w, w, bias=False)  # after the x2 upsample
     _taesd_block(spec, f"{dec}.18")
     _conv(spec, f"{dec}.19", w, 3, gain=_DECODER_HEAD_GAIN, bias_fill=_IMAGE_HEAD_BIAS)
-    spec["vae_scale"] = Param((), fill=0.18215, dtype=torch.float32)  # fp32: 0.18215 exactly
+    spec["vae_scale"] = Param((), fill=0.18215, dtype=torch.float32)  # fp32: fp16 would round to 0.18213
     spec["vae_shift"] = Param((), fill=0.0, dtype=torch.float32)
     return {_VAE + k: v for k, v in spec.items()}
 
@@ -235,12 +237,16 @@ def lora_targets() -> dict[str, str]:
     """Kohya LoRA module name -> the checkpoint weight it patches (12 UNet + 72 CLIP modules)."""
     targets: dict[str, str] = {}
     block = "transformer_blocks.0."
-    unet_modules = ["proj_in", "proj_out", f"{block}ff.net.0.proj", f"{block}ff.net.2"]
-    unet_modules += [f"{block}{a}.{p}" for a in ("attn1", "attn2") for p in ("to_q", "to_k", "to_v", "to_out.0")]
+    attention = [f"{block}{a}.{p}" for a in ("attn1", "attn2") for p in ("to_q", "to_k", "to_v", "to_out.0")]
+    unet_modules = ["proj_in", "proj_out", f"{block}ff.net.0.proj", f"{block}ff.net.2", *attention]
     for module in unet_modules:
         name = "lora_unet_" + _UNET_ATTENTION_DIFFUSERS + module.replace(".", "_")
         targets[name] = f"{_UNET}{_UNET_ATTENTION}{module}.weight"
-    clip_modules = [f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "out_proj")] + ["mlp.fc1", "mlp.fc2"]
+    clip_modules = [
+        "mlp.fc1",
+        "mlp.fc2",
+        *(f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "out_proj")),
+    ]
     for i in range(_CLIP_LAYERS):
         for module in clip_modules:
             name = f"lora_te_text_model_encoder_layers_{i}_" + module.replace(".", "_")
@@ -270,7 +276,8 @@ def upscaler_spec() -> Spec:
         for r in (1, 2, 3):
             for c in range(1, 6):
                 _conv(spec, f"body.{b}.rdb{r}.conv{c}", nf + (c - 1) * gc, nf if c == 5 else gc)
-    for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):  # two x2 upsamples: scale 4
+    ups = [f"conv_up{i}" for i in range(1, UPSCALE_FACTOR.bit_length())]  # one per x2 upsample
+    for name in ("conv_body", *ups, "conv_hr"):
         _conv(spec, name, nf, nf)
     _conv(spec, "conv_last", nf, 3, gain=_UPSCALER_HEAD_GAIN, bias_fill=_IMAGE_HEAD_BIAS)
     return spec
@@ -365,7 +372,9 @@ def generate_all(dest: Path, *, force: bool = False) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m testbed.tiny_models DEST [--force]``."""
-    parser = argparse.ArgumentParser(prog="python -m testbed.tiny_models", description="Generate the tiny test-bed models.")
+    parser = argparse.ArgumentParser(
+        prog="python -m testbed.tiny_models", description="Make the tiny models."
+    )
     parser.add_argument("dest", type=Path, help="models folder (gets checkpoints/, loras/, upscale_models/)")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
     args = parser.parse_args(argv)
