@@ -100,6 +100,19 @@ def input_directory() -> str:
     return str(folder_paths.get_input_directory())
 
 
+def protected_directories() -> list[str]:
+    """Folders no caller may write into even inside an allowed root: code ComfyUI would run (custom
+    nodes), model folders, the user folder."""
+    import folder_paths
+
+    found: list[str] = [str(folder_paths.get_user_directory()), str(folder_paths.models_dir)]
+    for kind in ("custom_nodes", *MODEL_KINDS):
+        entry = folder_paths.folder_names_and_paths.get(kind)
+        if entry:
+            found.extend(str(path) for path in entry[0])
+    return found
+
+
 def model_files(kind: str) -> list[str]:
     """Installed model files of one kind (``checkpoints``, ``loras``, ``upscale_models``), sorted,
     relative to their model folder (subfolders included, ``/``-separated)."""

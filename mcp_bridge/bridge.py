@@ -7,11 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from . import adapter, config
+from . import adapter, config, mcp_server, panel, tools_catalog, tools_generate, tools_jobs, transport
 from .jobs import JobRegistry
+from .params import make_models
 from .runner import JobRunner
 from .services import Services
 from .version import __version__
+from .workflows import load_templates
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -34,7 +36,15 @@ def build_services(server: Any) -> Services:
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)
     runner = JobRunner(comfy, registry)
     comfy.install_hooks()
-    return Services(comfy=comfy, registry=registry, runner=runner, settings=settings)
+    templates = load_templates(node_classes=adapter.node_class_names())
+    return Services(
+        comfy=comfy,
+        registry=registry,
+        runner=runner,
+        settings=settings,
+        templates=templates,
+        param_models=make_models(),
+    )
 
 
 def install(server: Any) -> None:
@@ -45,7 +55,28 @@ def install(server: Any) -> None:
     _services = build_services(server)
     routes: web.RouteTableDef = server.routes
     routes.get("/mcp-bridge/health")(health)
+    mcp_transport = install_mcp(server, _services)
+    panel.install(server, _services, mcp_transport)
     log.info("comfyui-mcp-bridge %s installed", __version__)
+
+
+def install_mcp(server: Any, services: Services) -> transport.McpTransport:
+    """Create the MCP server and serve it on ComfyUI's port (routes, CORS preflight, shutdown hook)."""
+    options = adapter.server_options()
+    try:  # build_services already logged a settings error; MCP must also refuse to serve with one
+        config.load(options.user_directory)
+        config_error = None
+    except config.ConfigError as exc:
+        config_error = str(exc)
+    settings = services.settings
+    mcp = mcp_server.create_mcp_server(settings)
+    tools_catalog.register(mcp, services)
+    tools_generate.register(mcp, services)
+    tools_jobs.register(mcp, services)
+    mcp_transport = transport.create_transport(mcp, options, settings, config_error=config_error)
+    transport.add_routes(server.routes, server.app, mcp_transport)
+    server.app.on_shutdown.append(mcp_transport.shutdown)
+    return mcp_transport
 
 
 async def health(request: web.Request) -> web.Response:

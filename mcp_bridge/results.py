@@ -45,8 +45,14 @@ def _prepare(path: Path, preview_side: int) -> dict[str, Any]:
     data = path.read_bytes()
     width, height, fmt = images.image_info(path)
     preview, mime = images.make_preview(data, max_side=preview_side)
-    return {"width": width, "height": height, "format": fmt, "bytes": len(data), "preview": preview,
-            "mime": mime}
+    return {
+        "width": width,
+        "height": height,
+        "format": fmt,
+        "bytes": len(data),
+        "preview": preview,
+        "mime": mime,
+    }
 
 
 def failure_message(job: Job) -> str:
@@ -97,7 +103,9 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
             }
         )
         content.append(
-            ImageContent(type="image", data=base64.b64encode(info["preview"]).decode(), mime_type=info["mime"])
+            ImageContent(
+                type="image", data=base64.b64encode(info["preview"]).decode(), mime_type=info["mime"]
+            )
         )
         content.append(
             ResourceLink(
@@ -115,7 +123,13 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
         "total_s": round(job.elapsed(), 3),
     }
     public_meta = {k: v for k, v in job.meta.items() if not callable(v)}
-    structured = {"job_id": job.id, "state": job.state.value, "images": files, "timings": timings, **public_meta}
+    structured = {
+        "job_id": job.id,
+        "state": job.state.value,
+        "images": files,
+        "timings": timings,
+        **public_meta,
+    }
     size = f"{files[0]['width']}x{files[0]['height']}" if files else "no image"
     where = "; ".join(f.get("saved_path") or f["uri"] for f in files)
     summary = f"{job.tool}: {len(files)} image(s), {size}, in {timings['total_s']:.1f} s"

@@ -28,10 +28,16 @@ class JobRunner:
         self.registry = registry
 
     async def submit(
-        self, tool: str, prompt: dict[str, Any], summary: str = "", meta: dict[str, Any] | None = None
+        self,
+        tool: str,
+        prompt: dict[str, Any],
+        summary: str = "",
+        meta: dict[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
     ) -> Job:
         """Register a job, then queue its prompt (raises ``PromptRejected``; nothing is queued then)."""
-        job_id = str(uuid.uuid4())
+        job_id = job_id or str(uuid.uuid4())
         job = self.registry.create(job_id, tool, prompt, summary)
         job.meta.update(meta or {})
         try:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from .adapter import Comfy
 from .config import Settings
 from .jobs import JobRegistry
+from .params import ParamModels
 from .runner import JobRunner
+from .workflows import TemplateLibrary
 
 
 @dataclass
@@ -18,3 +20,5 @@ class Services:
     registry: JobRegistry
     runner: JobRunner
     settings: Settings
+    templates: TemplateLibrary
+    param_models: ParamModels

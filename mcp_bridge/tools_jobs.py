@@ -13,7 +13,7 @@ from .jobs import Job, JobState
 from .results import present_job
 from .services import Services
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def job_or_error(services: Services, job_id: str) -> Job:
@@ -22,7 +22,7 @@ def job_or_error(services: Services, job_id: str) -> Job:
     if job is None:
         recent = [j.id for j in services.registry.all()[-5:]]
         hint = f" Recent job ids: {', '.join(recent)}." if recent else " No jobs have run yet."
-        raise ToolError(f"Unknown job id '{job_id[:80]}'. Job ids are returned by the generation tools.{hint}")
+        raise ToolError(f"Unknown job id {job_id[:80]!r}; job ids come from the generation tools.{hint}")
     return job
 
 
@@ -85,7 +85,7 @@ def register(mcp: MCPServer, services: Services) -> None:
         wait = min(timeout_s, services.settings.call_wait_s)
         return await follow_job(services, job, ctx, wait, cancel_on_abort=False)
 
-    @mcp.tool(annotations=ToolAnnotations(destructiveHint=True, idempotentHint=True, openWorldHint=False))
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
     async def cancel_job(job_id: str) -> dict[str, Any]:
         """Cancel a job started through this server: removed if still queued, interrupted if running.
 

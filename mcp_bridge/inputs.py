@@ -1,0 +1,100 @@
+"""Stage a caller's ``input_image`` in ComfyUI's input folder under a name the bridge generated.
+
+Accepted: base64 or a ``data:`` URI; a resource URI the bridge returned (``comfy://output/...``); a
+file name in ComfyUI's input folder or an earlier output's file name; a path inside the allowed input
+folders. Whatever the source, the bytes are checked as an image and copied to
+``<input>/mcp/<uuid>.<ext>``; ComfyUI's ``LoadImage`` only ever sees that generated name (never caller
+text, see CVE-2026-56673). Synchronous: run it off the event loop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import images
+from .paths import PathPolicy, PathRejected, safe_write
+
+RESOURCE_PREFIX = "comfy://output/"
+STAGING_SUBFOLDER = "mcp"
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+
+
+class InputRejected(ValueError):
+    """The ``input_image`` cannot be used; the message says why and what is accepted."""
+
+
+@dataclass(frozen=True)
+class StagedImage:
+    """An input image copied into ComfyUI's input folder."""
+
+    name: str  # what LoadImage receives, e.g. "mcp/3f2a….png"
+    path: Path
+    width: int
+    height: int
+    source: str  # "inline", "resource", "input", "output", "path"
+
+
+ACCEPTED = (
+    "input_image accepts: base64 or a data:image/...;base64 URI; a comfy://output/... URI from an earlier "
+    "result; a file name in ComfyUI's input or output folder; or a full path inside the allowed folders"
+)
+
+
+def _locate(value: str, input_dir: Path, output_dir: Path, read_roots: list[Path]) -> tuple[Path, str]:
+    text = value.strip()
+    if text.startswith(RESOURCE_PREFIX):
+        rel = text[len(RESOURCE_PREFIX) :]
+        policy = PathPolicy([output_dir])
+        try:
+            return policy.resolve_input(rel, output_dir), "resource"
+        except PathRejected as exc:
+            raise InputRejected(f"{text[:120]!r} is not an output of this ComfyUI: {exc.reason}") from None
+    if "/" not in text and "\\" not in text:
+        # A bare file name: ComfyUI's input folder first, then outputs (the bridge saves under mcp/).
+        for folder, source in (
+            (input_dir, "input"),
+            (output_dir / STAGING_SUBFOLDER, "output"),
+            (output_dir, "output"),
+        ):
+            try:
+                return PathPolicy([folder]).resolve_input(text, folder), source
+            except PathRejected as exc:
+                if exc.reason != "no such file":
+                    raise InputRejected(f"input_image was refused: {exc.reason}") from None
+        raise InputRejected(f"no file named {text[:120]!r} in ComfyUI's input or output folder. {ACCEPTED}")
+    policy = PathPolicy(read_roots, hint="Add a folder to the bridge's output_roots setting to allow it")
+    try:
+        return policy.resolve_input(text, None), "path"
+    except PathRejected as exc:
+        raise InputRejected(str(exc).replace("input path", "input_image", 1)) from None
+
+
+def stage_input_image(
+    value: str,
+    *,
+    input_dir: Path,
+    output_dir: Path,
+    read_roots: list[Path],
+    max_bytes: int,
+    max_pixels: int,
+) -> StagedImage:
+    """Check ``value`` (see module doc) and copy its image into ``input_dir/mcp/``."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputRejected(f"input_image is empty. {ACCEPTED}")
+    try:
+        if images.is_inline_image(value):
+            data, fmt = images.decode_input_image(value, max_bytes=max_bytes, max_pixels=max_pixels)
+            source = "inline"
+        else:
+            path, source = _locate(value, input_dir, output_dir, read_roots)
+            data, fmt = images.read_input_file(path, max_bytes=max_bytes, max_pixels=max_pixels)
+        facts = images.check_image_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    except images.ImageRejected as exc:
+        raise InputRejected(f"input_image is not usable: {exc}") from None
+    folder = input_dir / STAGING_SUBFOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{uuid.uuid4().hex}.{_EXTENSIONS[fmt]}"
+    target = safe_write(folder / name, data, overwrite=False)
+    return StagedImage(f"{STAGING_SUBFOLDER}/{name}", target, facts.width, facts.height, source)

@@ -1,0 +1,603 @@
+"""The status panel's backend: a snapshot route, token/settings/cancel routes, and live pushes.
+
+Routes (ComfyUI also mounts each under ``/api``):
+
+- ``GET /mcp-bridge/status`` — everything the panel shows, as one JSON snapshot;
+- ``POST /mcp-bridge/token/reveal`` and ``POST /mcp-bridge/token/regenerate`` — the bearer token;
+- ``POST /mcp-bridge/output-folders`` — add or remove an allowed output folder;
+- ``POST /mcp-bridge/jobs/cancel`` — cancel one of the bridge's jobs.
+
+Every route checks that the request comes from ComfyUI's own page: the Host names this machine
+(DNS rebinding), an ``Origin`` (when sent) equals the Host, ``Sec-Fetch-Site: cross-site`` is refused.
+POST routes take ``application/json`` only (a cross-site form cannot send it without a CORS preflight).
+The token routes are off while ComfyUI runs with ``--enable-cors-header``, and when ComfyUI listens
+beyond loopback they answer only a browser on the ComfyUI machine itself (loopback peer, same-origin,
+no proxy headers): anyone else on the network must not be able to read the token.
+
+Changes are pushed to every open ComfyUI tab with ``PromptServer.send_sync("mcp_bridge.<type>", …)``:
+``job`` (one job's snapshot), ``sessions`` (the session list), ``settings`` (output folders) and
+``token`` (the token changed; never the token itself). Payloads are serialized here first (a payload
+ComfyUI cannot serialize would end its message loop) and coalesced per subject, so a fast progress
+stream sends at most one message per subject every :data:`PUSH_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from . import adapter, config, paths, security
+from .asgi import local_ip
+from .jobs import Job
+from .services import Services
+from .sessions import SessionRegistry
+from .version import __version__
+
+log = logging.getLogger("comfyui_mcp_bridge")
+
+EVENT_PREFIX = "mcp_bridge."
+PUSH_INTERVAL_S = 0.25
+RECENT_JOBS = 12
+MAX_BODY_BYTES = 16 * 1024
+ENDPOINTS = (
+    {"id": "streamable-http", "label": "Streamable HTTP", "path": "/mcp"},
+    {"id": "sse", "label": "Legacy HTTP+SSE", "path": "/mcp/sse"},
+)
+_FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class TransportLike(Protocol):
+    """What the panel needs from the MCP transport (``transport.McpTransport`` fits)."""
+
+    policy: security.Policy
+    registry: SessionRegistry
+    unavailable: str | None
+
+    async def close_sessions(self) -> int: ...
+
+
+class Refused(Exception):
+    """A request the panel routes turn down: HTTP status and a message for people."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- pushes ------------------------------------------------------------------------------------------
+
+Send = Callable[[str, Any], None]
+
+
+class Pusher:
+    """Send JSON-safe events to the browser, at most one per subject every ``interval`` seconds.
+
+    ``push(subject, event, build)`` sends ``build()`` at once when the subject was quiet for
+    ``interval`` (or when ``urgent``); otherwise one delayed send carries the latest ``build()`` when
+    the interval ends. Call on the event loop (calls from other threads are handed over to it).
+    """
+
+    def __init__(
+        self,
+        send: Send,
+        loop: asyncio.AbstractEventLoop,
+        interval: float = PUSH_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._loop = loop
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._pending: dict[str, tuple[str, Callable[[], Any]]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._errors = security.RateLimitedLog()
+        self.sent = 0
+
+    def push(self, subject: str, event: str, build: Callable[[], Any], *, urgent: bool = False) -> None:
+        """Schedule ``build()`` as event ``mcp_bridge.<event>``; see the class docstring."""
+        if not self._on_loop():
+            self._loop.call_soon_threadsafe(lambda: self.push(subject, event, build, urgent=urgent))
+            return
+        now = self._clock()
+        last = self._last.get(subject)
+        if urgent or last is None or now - last >= self._interval:
+            self._pending.pop(subject, None)
+            timer = self._timers.pop(subject, None)
+            if timer is not None:
+                timer.cancel()
+            self._emit(subject, event, build, now)
+            return
+        self._pending[subject] = (event, build)
+        if subject not in self._timers:
+            self._timers[subject] = self._loop.call_later(last + self._interval - now, self._flush, subject)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _flush(self, subject: str) -> None:
+        self._timers.pop(subject, None)
+        item = self._pending.pop(subject, None)
+        if item is not None:
+            self._emit(subject, item[0], item[1], self._clock())
+
+    def _emit(self, subject: str, event: str, build: Callable[[], Any], now: float) -> None:
+        self._last[subject] = now
+        if len(self._last) > 256:
+            self._last = {k: t for k, t in self._last.items() if now - t < self._interval}
+        try:
+            # A fresh copy made of plain JSON values: nothing ComfyUI's send loop could choke on.
+            payload = json.loads(json.dumps(build(), allow_nan=False))
+        except (TypeError, ValueError):
+            self._errors.warning(
+                event, "comfyui-mcp-bridge: dropped a panel update (%s) that is not JSON", event
+            )
+            return
+        except Exception:  # noqa: BLE001 - an update must never break the caller (a job hook)
+            log.exception("comfyui-mcp-bridge: building a panel update (%s) failed", event)
+            return
+        try:
+            self._send(EVENT_PREFIX + event, payload)
+            self.sent += 1
+        except Exception:  # noqa: BLE001
+            log.exception("comfyui-mcp-bridge: sending a panel update (%s) failed", event)
+
+    def close(self) -> None:
+        """Drop pending sends."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._pending.clear()
+
+
+# -- request checks -----------------------------------------------------------------------------------
+
+
+def _is_loopback_ip(text: str | None) -> bool:
+    if not text:
+        return False
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """True when the ``Origin`` header names the same host and port as the ``Host`` header."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or parts.path not in ("", "/"):
+        return False
+    origin_host, request_host = security.split_host(parts.netloc), security.split_host(host)
+    if origin_host is None or request_host is None:
+        return False
+    default = 443 if parts.scheme == "https" else 80
+    return origin_host[0] == request_host[0] and (origin_host[1] or default) == (request_host[1] or default)
+
+
+# -- token file --------------------------------------------------------------------------------------
+
+
+def write_new_token(user_directory: str | os.PathLike[str]) -> str:
+    """Generate a new token and atomically replace the token file with it (mode 0600); return it."""
+    path = security.token_path(user_directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{security.TOKEN_FILE}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # replaces a symlink itself, never writes through it
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("comfyui-mcp-bridge: generated a new MCP bearer token in %s", path)
+    return token
+
+
+# -- output folders ---------------------------------------------------------------------------------
+
+
+def check_output_folder(text: object) -> str:
+    """Validate a folder a person wants to allow for outputs; return its absolute form.
+
+    It must be an absolute path to an existing folder, and not a filesystem root, a home folder or
+    an ancestor of one (the same rules the tools apply to their roots). Raises :class:`Refused`.
+    """
+    try:
+        absolute, _names = paths.check_path_text(text, None)
+    except paths.PathRejected as exc:
+        raise Refused(400, f"Folder refused: {exc.reason}") from None
+    assert isinstance(text, str)
+    if not absolute:
+        raise Refused(400, "Folder refused: give the full path of the folder (starting with /)")
+    given = os.path.abspath(text)
+    policy = paths.PathPolicy([given])
+    if policy.ignored:
+        raise Refused(400, f"Folder refused: {policy.ignored[0][1]}")
+    return given
+
+
+def _same_folder(a: str, b: str) -> bool:
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _write_settings_file(user_directory: str, changes: dict[str, Any]) -> None:
+    """Update keys of the settings file, keeping every other key as the person wrote it."""
+    path = config.settings_path(user_directory)
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        current = {}
+    if not isinstance(current, dict):
+        raise config.ConfigError(f"{path} must hold a JSON object of settings")
+    current.update(changes)
+    config.from_dict(current, source=str(path))  # validate before writing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".comfyui-mcp-bridge.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(current, indent=2, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- the panel ---------------------------------------------------------------------------------------
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """A job as the panel shows it (JSON-safe)."""
+    data = job.to_dict()
+    data["cancel_requested"] = job.cancel_requested
+    return data
+
+
+class Panel:
+    """The panel's routes and pushes for one running bridge."""
+
+    def __init__(
+        self,
+        services: Services,
+        transport: TransportLike | None,
+        options: adapter.ServerOptions,
+        send: Send,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        push_interval: float = PUSH_INTERVAL_S,
+    ) -> None:
+        self.services = services
+        self.transport = transport
+        self.options = options
+        self.pusher = Pusher(send, loop, push_interval)
+        self._policy = transport.policy if transport is not None else self._fallback_policy(options, services)
+        self._settings_lock = asyncio.Lock()
+        self._token_lock = threading.Lock()
+        self._pushed_states: dict[str, str] = {}
+        self._unobserve: list[Callable[[], None]] = []
+
+    @staticmethod
+    def _fallback_policy(options: adapter.ServerOptions, services: Services) -> security.Policy:
+        # Without a transport only the Host/Origin rules matter (there is no MCP token in use).
+        settings = services.settings
+        try:
+            return security.build_policy(
+                listen=options.listen,
+                port=options.port,
+                tls=options.tls,
+                cors_origin=options.cors_origin,
+                token=None,
+                require_token_on_loopback=settings.require_token_on_loopback,
+                extra_allowed_hosts=settings.extra_allowed_hosts,
+            )
+        except ValueError:
+            return security.build_policy(
+                listen=options.listen,
+                port=options.port,
+                tls=options.tls,
+                cors_origin=options.cors_origin,
+                token=None,
+                require_token_on_loopback=settings.require_token_on_loopback,
+            )
+
+    # -- wiring --
+
+    def add_routes(self, routes: web.RouteTableDef) -> None:
+        """Register the panel routes (ComfyUI adds the ``/api`` twins)."""
+        routes.get("/mcp-bridge/status")(self.status)
+        routes.post("/mcp-bridge/token/reveal")(self.reveal_token)
+        routes.post("/mcp-bridge/token/regenerate")(self.regenerate_token)
+        routes.post("/mcp-bridge/output-folders")(self.output_folders)
+        routes.post("/mcp-bridge/jobs/cancel")(self.cancel_job)
+
+    def observe(self) -> None:
+        """Start pushing job and session changes to the browser."""
+        self._unobserve.append(self.services.registry.observe(self._job_changed))
+        if self.transport is not None:
+            self._unobserve.append(self.transport.registry.add_observer(self._sessions_changed))
+
+    def close(self) -> None:
+        """Stop observing and drop pending pushes."""
+        for undo in self._unobserve:
+            undo()
+        self._unobserve.clear()
+        self.pusher.close()
+
+    def _job_changed(self, job: Job) -> None:
+        state = job.state.value
+        urgent = self._pushed_states.get(job.id) != state
+        if job.state.finished:
+            self._pushed_states.pop(job.id, None)
+        else:
+            self._pushed_states[job.id] = state
+        self.pusher.push("job:" + job.id, "job", lambda: self._job_event(job), urgent=urgent)
+
+    def _job_event(self, job: Job) -> dict[str, Any]:
+        return {
+            "job": job_view(job),
+            "active": len(self.services.registry.active()),
+            "server_time": time.time(),
+        }
+
+    def _sessions_changed(self, event: str, _payload: dict[str, Any]) -> None:
+        self.pusher.push("sessions", "sessions", self._sessions_event, urgent=event in ("opened", "closed"))
+
+    def _sessions_event(self) -> dict[str, Any]:
+        return {"sessions": self._sessions(), "server_time": time.time()}
+
+    def _sessions(self) -> list[dict[str, Any]]:
+        if self.transport is None:
+            return []
+        sessions: list[dict[str, Any]] = self.transport.registry.snapshot()["sessions"]
+        return sessions
+
+    # -- checks --
+
+    def _check_request(self, request: web.Request) -> None:
+        """Host names this machine; Origin (if any) equals the Host; not cross-site."""
+        host = request.headers.get("Host")
+        if not self._policy.host_allowed(host, local_ip(request)):
+            raise Refused(421, "This host name is not allowed for the MCP bridge panel")
+        origin = request.headers.get("Origin")
+        if origin is not None and (host is None or not same_origin(origin, host)):
+            raise Refused(403, "The MCP bridge panel answers only ComfyUI's own page (Origin differs)")
+        if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
+            raise Refused(403, "Cross-site requests are not allowed")
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        """The POST body: ``application/json``, small, a JSON object."""
+        self._check_request(request)
+        ctype = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            raise Refused(415, "Send the request as Content-Type: application/json")
+        length = request.content_length
+        if length is None or length > MAX_BODY_BYTES:
+            raise Refused(
+                413, f"The request body must have a Content-Length of at most {MAX_BODY_BYTES} bytes"
+            )
+        raw = await request.content.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise Refused(400, "The request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise Refused(400, "The request body must be a JSON object")
+        return body
+
+    def token_refusal(self, request: web.Request, *, require_origin: bool = True) -> str | None:
+        """Why the token routes are closed for this request, or None when they are open.
+
+        ``require_origin`` False judges a GET (browsers send no Origin on same-origin GETs) by what
+        the page's own POST will look like.
+        """
+        where = f"read it from the file {security.TOKEN_FILE} in ComfyUI's user folder"
+        if self.transport is None or self._policy.token is None:
+            return "the MCP transport is not running, so there is no token"
+        if self.options.cors_origin is not None:
+            return f"ComfyUI runs with --enable-cors-header, so other web sites could read the token; {where}"
+        if any(h in request.headers for h in _FORWARDING_HEADERS):
+            return f"this page is reached through a proxy; {where}"
+        if security.listens_beyond_loopback(self.options.listen):
+            has_origin = request.headers.get("Origin") is not None or not require_origin
+            if not (_is_loopback_ip(request.remote) and has_origin):
+                return (
+                    "ComfyUI is reachable from the network, so the token is shown only in a browser on the "
+                    f"ComfyUI machine itself; {where}"
+                )
+        return None
+
+    # -- routes --
+
+    async def status(self, request: web.Request) -> web.Response:
+        """GET /mcp-bridge/status: versions, endpoints, token posture, sessions, jobs, output folders."""
+        try:
+            self._check_request(request)
+        except Refused as exc:
+            return _error(exc)
+        return web.json_response(self.snapshot(request), headers=_NO_STORE)
+
+    def snapshot(self, request: web.Request) -> dict[str, Any]:
+        """The panel's whole state for this request (JSON-safe; never contains the token)."""
+        registry = self.services.registry
+        active = registry.active()
+        finished = [job for job in registry.all() if job.state.finished]
+        finished.sort(key=lambda job: job.finished or 0.0, reverse=True)
+        transport = self.transport
+        refusal = self.token_refusal(request, require_origin=False)
+        settings = self.services.settings
+        return {
+            "up": True,
+            "bridge_version": __version__,
+            "comfyui_version": adapter.comfyui_version(),
+            "server_time": time.time(),
+            "mcp": {
+                "available": transport is not None and transport.unavailable is None,
+                "problem": (
+                    transport.unavailable if transport is not None else "the MCP transport is not installed"
+                ),
+                "endpoints": [dict(e) for e in ENDPOINTS] if transport is not None else [],
+                "exposure": self._policy.exposure,
+            },
+            "token": {
+                "required": self._policy.token_required,
+                "available": refusal is None,
+                "refusal": refusal,
+                "file": security.TOKEN_FILE,
+            },
+            "sessions": self._sessions(),
+            "jobs": {
+                "active": [job_view(job) for job in active],
+                "recent": [job_view(job) for job in finished[:RECENT_JOBS]],
+            },
+            "output_folders": {
+                "comfyui_output": adapter.output_directory(),
+                "extra": list(settings.output_roots),
+                "editable": config.env_name("output_roots") not in os.environ,
+                "env_var": config.env_name("output_roots"),
+            },
+        }
+
+    async def reveal_token(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/token/reveal ``{}``: the bearer token (same-origin, never with CORS)."""
+        try:
+            await self._json_body(request)
+            self._check_token_route(request)
+        except Refused as exc:
+            return _error(exc)
+        return web.json_response(
+            {"token": self._policy.token, "required": self._policy.token_required}, headers=_NO_STORE
+        )
+
+    async def regenerate_token(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/token/regenerate ``{}``: a new token; sessions that used the old one close."""
+        try:
+            await self._json_body(request)
+            self._check_token_route(request)
+        except Refused as exc:
+            return _error(exc)
+        assert self.transport is not None
+        try:
+            token = await asyncio.to_thread(self._rotate_token_file)
+        except OSError as exc:
+            log.error("comfyui-mcp-bridge: cannot write a new token: %s", exc)
+            return _error(Refused(500, "The new token could not be stored (see ComfyUI's log)"))
+        was_required = self._policy.token_required
+        self._policy.token = token  # from now on only the new token opens the MCP routes
+        disconnected = await self.transport.close_sessions() if was_required else 0
+        self.pusher.push("token", "token", lambda: {"changed": time.time()}, urgent=True)
+        return web.json_response(
+            {"token": token, "required": was_required, "disconnected": disconnected}, headers=_NO_STORE
+        )
+
+    def _rotate_token_file(self) -> str:
+        with self._token_lock:
+            return write_new_token(self.options.user_directory)
+
+    def _check_token_route(self, request: web.Request) -> None:
+        refusal = self.token_refusal(request)
+        if refusal is not None:
+            raise Refused(403, "The token cannot be shown here: " + refusal)
+
+    async def output_folders(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/output-folders ``{"add"|"remove": "/abs/folder"}``: edit the allowed folders.
+
+        The change is saved in the settings file and applies to the next tool call.
+        """
+        try:
+            body = await self._json_body(request)
+            actions = [key for key in ("add", "remove") if key in body]
+            if len(actions) != 1 or set(body) - {"add", "remove"}:
+                raise Refused(400, 'Send {"add": "<folder>"} or {"remove": "<folder>"}')
+            env_var = config.env_name("output_roots")
+            if env_var in os.environ:
+                raise Refused(409, f"The output folders are set by the environment variable {env_var}")
+            async with self._settings_lock:
+                folders = await self._change_folders(actions[0], body[actions[0]])
+        except Refused as exc:
+            return _error(exc)
+        self.pusher.push("settings", "settings", lambda: {"output_folders": list(folders)}, urgent=True)
+        return web.json_response({"output_folders": folders})
+
+    async def _change_folders(self, action: str, text: object) -> list[str]:
+        current = list(self.services.settings.output_roots)
+        if action == "add":
+            folder = await asyncio.to_thread(check_output_folder, text)
+            if await asyncio.to_thread(lambda: any(_same_folder(folder, f) for f in current)):
+                return current
+            new = [*current, folder]
+        else:
+            if not isinstance(text, str) or text not in current:
+                raise Refused(404, "That folder is not in the list of allowed output folders")
+            new = [f for f in current if f != text]
+        try:
+            await asyncio.to_thread(_write_settings_file, self.options.user_directory, {"output_roots": new})
+        except (OSError, config.ConfigError) as exc:
+            log.error("comfyui-mcp-bridge: cannot save the settings: %s", exc)
+            raise Refused(500, "The settings file could not be written (see ComfyUI's log)") from None
+        # The tools read the settings at call time: the next call sees the new list.
+        self.services.settings.output_roots = new
+        return new
+
+    async def cancel_job(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/jobs/cancel ``{"job_id": "…"}``: cancel one of the bridge's jobs."""
+        try:
+            body = await self._json_body(request)
+            job_id = body.get("job_id")
+            job = self.services.registry.get(job_id) if isinstance(job_id, str) else None
+            if job is None:
+                raise Refused(404, "No such MCP job (it may have finished long ago)")
+        except Refused as exc:
+            return _error(exc)
+        outcome = self.services.runner.cancel(job)
+        log.info("comfyui-mcp-bridge: job %s cancelled from the panel (%s)", job.id, outcome)
+        return web.json_response({"outcome": outcome, "job": job_view(job)})
+
+
+def _error(exc: Refused) -> web.Response:
+    return web.json_response({"error": exc.message}, status=exc.status, headers=_NO_STORE)
+
+
+def install(server: Any, services: Services, transport: TransportLike | None) -> Panel:
+    """Register the panel's routes on ComfyUI's server and start pushing changes to its pages."""
+
+    def send(event: str, data: Any) -> None:
+        server.send_sync(event, data)  # looked up per call: the adapter wraps send_sync
+
+    panel = Panel(services, transport, adapter.server_options(), send, server.loop)
+    panel.add_routes(server.routes)
+    panel.observe()
+    return panel

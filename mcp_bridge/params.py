@@ -1,0 +1,531 @@
+"""Input models of the generation tools, with bounds advertised in their JSON Schema.
+
+Pure Python (pydantic v2, no ComfyUI import). Every model is strict: no string-to-number coercion,
+booleans are not integers, floats must be finite, unknown fields are refused. Bounds come from
+:class:`Limits` and defaults from :class:`Defaults`; :func:`make_models` builds the three models for
+other settings, and the module-level classes use the defaults.
+
+Text limits are in bytes of UTF-8 (what memory, logs and the tokenizer pay for), so a prompt of
+16384 ASCII characters fits, one of 16384 emoji does not; the schema's ``maxLength`` states the same
+number as an upper bound in characters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import model_validator as _model_validator
+
+MAX_SEED = 2**64 - 1
+RANDOM_SEED_BOUND = 2**53  # random seeds stay exact in JavaScript clients
+NAME_MAX_CHARS = 512
+PATH_MAX_CHARS = 1024
+
+NameKind = Literal["model", "lora", "sampler", "scheduler", "upscale_model"]
+_KIND_LABELS: dict[str, tuple[str, str, str]] = {  # singular, plural, list tool
+    "model": ("model", "models", "list_models"),
+    "lora": ("LoRA", "LoRAs", "list_loras"),
+    "sampler": ("sampler", "samplers", "list_samplers"),
+    "scheduler": ("scheduler", "schedulers", "list_schedulers"),
+    "upscale_model": ("upscale model", "upscale models", "list_upscale_models"),
+}
+
+
+class ParamRejected(ValueError):
+    """A parameter is valid in form but not usable; the message tells the caller what to do."""
+
+
+class UnknownName(ParamRejected):
+    """A model, LoRA, sampler, scheduler or upscale model name that is not installed."""
+
+    def __init__(self, kind: str, name: str, closest: list[str], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+        self.closest = closest
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on generation parameters (far below ComfyUI's own); wire these to settings."""
+
+    max_side: int = 2048  # width and height, pixels
+    max_pixels: int = 2048 * 2048  # width x height x batch_size
+    max_steps: int = 150
+    max_batch: int = 8
+    max_loras: int = 8
+    max_prompt_bytes: int = 16 * 1024  # UTF-8 bytes, for prompt and negative_prompt each
+    max_input_image_bytes: int = 8 * 1024 * 1024  # decoded size of an inline (base64) image
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.max_side <= 16384 or self.max_side % 8:
+            raise ValueError("max_side must be a multiple of 8 in 64..16384")
+        if self.max_pixels < 64 * 64:
+            raise ValueError("max_pixels must be at least 64*64")
+        for name in ("max_steps", "max_batch", "max_prompt_bytes", "max_input_image_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.max_loras < 0:
+            raise ValueError("max_loras must not be negative")
+
+    @property
+    def max_input_image_chars(self) -> int:
+        """Longest ``input_image`` string: base64 of the byte cap plus line breaks and a data-URI head."""
+        b64 = 4 * math.ceil(self.max_input_image_bytes / 3)
+        return b64 + b64 // 38 + 256
+
+    def check_pixels(self, width: int, height: int, batch_size: int = 1) -> None:
+        """Raise :class:`ParamRejected` when ``width*height*batch_size`` is over the pixel budget."""
+        if width * height * batch_size > self.max_pixels:
+            raise ParamRejected(
+                f"{width}x{height} x {batch_size} image(s) is {width * height * batch_size} pixels, over "
+                f"the budget of {self.max_pixels} (for example {_square(self.max_pixels)}); use a smaller "
+                "size or batch_size"
+            )
+
+
+def _square(pixels: int) -> str:
+    side = int(math.isqrt(pixels)) // 8 * 8
+    return f"{side}x{side}"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Defaults advertised in the schemas (the seed tutorial's)."""
+
+    width: int = 512
+    height: int = 768
+    steps: int = 28
+    cfg_scale: float = 7.0
+    sampler: str = "euler_ancestral"
+    scheduler: str = "normal"
+    batch_size: int = 1
+    denoise: float = 0.75
+
+
+DEFAULT_LIMITS = Limits()
+DEFAULTS = Defaults()
+
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _side(limits: Limits, what: str, note: str = "") -> Any:
+    return Field(
+        ge=64,
+        le=limits.max_side,
+        multiple_of=8,
+        description=f"Image {what} in pixels: a multiple of 8 from 64 to {limits.max_side}; "
+        f"width x height x batch_size at most {limits.max_pixels}.{note}",
+    )
+
+
+_KEEP_SIZE = " Omit width and height to keep the source image's size."
+
+
+def _prompt(limits: Limits) -> Any:
+    return Field(
+        min_length=1,
+        max_length=limits.max_prompt_bytes,
+        description=f"What the image should show, in plain words (at most {limits.max_prompt_bytes} bytes "
+        "of UTF-8).",
+    )
+
+
+def _negative(limits: Limits) -> Any:
+    return Field(
+        max_length=limits.max_prompt_bytes,
+        description=f"What the image should not show (at most {limits.max_prompt_bytes} bytes).",
+    )
+
+
+def _steps(limits: Limits) -> Any:
+    return Field(ge=1, le=limits.max_steps, description=f"Sampling steps, 1 to {limits.max_steps}.")
+
+
+def _batch(limits: Limits) -> Any:
+    return Field(ge=1, le=limits.max_batch, description=f"Images to make at once, 1 to {limits.max_batch}.")
+
+
+def _loras(limits: Limits) -> Any:
+    return Field(
+        max_length=limits.max_loras,
+        description=f"LoRAs to apply in order, at most {limits.max_loras}, each name once. Use list_loras "
+        "for valid names.",
+    )
+
+
+def _input_image(limits: Limits) -> Any:
+    return Field(
+        min_length=1,
+        max_length=limits.max_input_image_chars,
+        description="The source image: a file name in ComfyUI's input folder, a path inside an allowed input "
+        "folder, the file name or resource URI of an earlier result, or base64 / a data: URI "
+        f"(png, jpeg or webp, at most {limits.max_input_image_bytes // (1024 * 1024)} MiB).",
+    )
+
+
+_CFG = Field(ge=0.0, le=30.0, description="Prompt adherence (classifier-free guidance), 0 to 30.")
+_SAMPLER = Field(min_length=1, max_length=128, description="Sampler name; use list_samplers for valid names.")
+_SCHEDULER = Field(
+    min_length=1, max_length=128, description="Noise schedule name; use list_schedulers for valid names."
+)
+_MODEL = Field(
+    min_length=1,
+    max_length=NAME_MAX_CHARS,
+    description="Checkpoint file name exactly as list_models shows it; omit for the default model.",
+)
+_SEED = Field(
+    ge=0,
+    le=MAX_SEED,
+    description="Random seed, 0 to 2^64-1; the same seed and parameters give the same image. Omit for a "
+    "random one (the seed used is always reported).",
+)
+_OUTPUT_PATH = Field(
+    min_length=1,
+    max_length=PATH_MAX_CHARS,
+    description="Optional file to also write the full image to, ending in .png, .jpg, .jpeg or .webp; it "
+    "must be inside an allowed folder, and a relative path starts from the client's first root or the "
+    "configured default folder. With batch_size > 1, _1, _2, ... is added before the extension.",
+)
+_OVERWRITE = Field(
+    description="Replace output_path if it exists (default false: an existing file is an error)."
+)
+_DENOISE = Field(
+    ge=0.0,
+    le=1.0,
+    description="How much to change the source image: 0 keeps it, 1 ignores it.",
+)
+
+
+class LoraParam(BaseModel):
+    """One LoRA to apply."""
+
+    model_config = _STRICT
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=NAME_MAX_CHARS,
+            description="LoRA file name exactly as list_loras shows it.",
+        ),
+    ]
+    strength_model: Annotated[
+        float, Field(ge=-4.0, le=4.0, description="Effect on the image model, -4 to 4 (1 = as trained).")
+    ] = 1.0
+    strength_clip: Annotated[
+        float, Field(ge=-4.0, le=4.0, description="Effect on the text encoder, -4 to 4 (1 = as trained).")
+    ] = 1.0
+
+
+class _ToolParams(BaseModel):
+    """Shared checks; ``limits`` is the :class:`Limits` the model was built with."""
+
+    model_config = _STRICT
+    limits: ClassVar[Limits] = DEFAULT_LIMITS
+
+    @field_validator("prompt", "negative_prompt", check_fields=False)
+    @classmethod
+    def _text_fits(cls, value: str) -> str:
+        return check_text(value, cls.limits.max_prompt_bytes)
+
+    @field_validator("loras", check_fields=False)
+    @classmethod
+    def _loras_unique(cls, value: list[LoraParam]) -> list[LoraParam]:
+        names = [lora.name for lora in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"each LoRA may be listed once; repeated: {', '.join(twice)}")
+        return value
+
+
+class GenerateImageParams(_ToolParams):
+    """Arguments of ``generate_image`` (text to image)."""
+
+    prompt: Annotated[str, _prompt(DEFAULT_LIMITS)]
+    negative_prompt: Annotated[str, _negative(DEFAULT_LIMITS)] = ""
+    width: Annotated[int, _side(DEFAULT_LIMITS, "width")] = DEFAULTS.width
+    height: Annotated[int, _side(DEFAULT_LIMITS, "height")] = DEFAULTS.height
+    steps: Annotated[int, _steps(DEFAULT_LIMITS)] = DEFAULTS.steps
+    cfg_scale: Annotated[float, _CFG] = DEFAULTS.cfg_scale
+    sampler: Annotated[str, _SAMPLER] = DEFAULTS.sampler
+    scheduler: Annotated[str, _SCHEDULER] = DEFAULTS.scheduler
+    model: Annotated[str | None, _MODEL] = None
+    seed: Annotated[int | None, _SEED] = None
+    loras: Annotated[list[LoraParam], _loras(DEFAULT_LIMITS)] = []
+    batch_size: Annotated[int, _batch(DEFAULT_LIMITS)] = DEFAULTS.batch_size
+    output_path: Annotated[str | None, _OUTPUT_PATH] = None
+    overwrite: Annotated[bool, _OVERWRITE] = False
+
+    @_model_validator(mode="after")
+    def _within_budget(self) -> GenerateImageParams:
+        _budget(type(self).limits, self.width, self.height, self.batch_size)
+        return self
+
+    def slot_values(self) -> dict[str, str | int | float | None]:
+        """Values for the template slots of the same names (model, seed and images are the caller's)."""
+        return {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "width": self.width,
+            "height": self.height,
+            "batch_size": self.batch_size,
+            "steps": self.steps,
+            "cfg_scale": self.cfg_scale,
+            "sampler": self.sampler,
+            "scheduler": self.scheduler,
+        }
+
+
+class Img2ImgParams(_ToolParams):
+    """Arguments of ``img2img``: a source image redrawn after a prompt."""
+
+    input_image: Annotated[str, _input_image(DEFAULT_LIMITS)]
+    prompt: Annotated[str, _prompt(DEFAULT_LIMITS)]
+    negative_prompt: Annotated[str, _negative(DEFAULT_LIMITS)] = ""
+    denoise: Annotated[float, _DENOISE] = DEFAULTS.denoise
+    width: Annotated[int | None, _side(DEFAULT_LIMITS, "width", _KEEP_SIZE)] = None
+    height: Annotated[int | None, _side(DEFAULT_LIMITS, "height", _KEEP_SIZE)] = None
+    steps: Annotated[int, _steps(DEFAULT_LIMITS)] = DEFAULTS.steps
+    cfg_scale: Annotated[float, _CFG] = DEFAULTS.cfg_scale
+    sampler: Annotated[str, _SAMPLER] = DEFAULTS.sampler
+    scheduler: Annotated[str, _SCHEDULER] = DEFAULTS.scheduler
+    model: Annotated[str | None, _MODEL] = None
+    seed: Annotated[int | None, _SEED] = None
+    loras: Annotated[list[LoraParam], _loras(DEFAULT_LIMITS)] = []
+    batch_size: Annotated[int, _batch(DEFAULT_LIMITS)] = DEFAULTS.batch_size
+    output_path: Annotated[str | None, _OUTPUT_PATH] = None
+    overwrite: Annotated[bool, _OVERWRITE] = False
+
+    @_model_validator(mode="after")
+    def _size_pair(self) -> Img2ImgParams:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give width and height together, or neither to keep the source image's size")
+        if self.width is not None and self.height is not None:
+            _budget(type(self).limits, self.width, self.height, self.batch_size)
+        return self
+
+    def slot_values(self) -> dict[str, str | int | float | None]:
+        """Values for the template slots of the same names (model, seed and image are the caller's).
+
+        Without width and height the output has the source's size: check it with ``limits.check_pixels``.
+        """
+        return {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "denoise": self.denoise,
+            "width": self.width,
+            "height": self.height,
+            "batch_size": self.batch_size,
+            "steps": self.steps,
+            "cfg_scale": self.cfg_scale,
+            "sampler": self.sampler,
+            "scheduler": self.scheduler,
+        }
+
+
+class UpscaleImageParams(_ToolParams):
+    """Arguments of ``upscale_image``."""
+
+    input_image: Annotated[str, _input_image(DEFAULT_LIMITS)]
+    upscale_model: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=NAME_MAX_CHARS,
+            description="Upscale model exactly as list_upscale_models shows it; omit for the default one.",
+        ),
+    ] = None
+    output_path: Annotated[str | None, _OUTPUT_PATH] = None
+    overwrite: Annotated[bool, _OVERWRITE] = False
+
+
+def _budget(limits: Limits, width: int, height: int, batch_size: int) -> None:
+    try:
+        limits.check_pixels(width, height, batch_size)
+    except ParamRejected as exc:
+        raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ParamModels:
+    """The three input models built for one set of limits and defaults."""
+
+    generate_image: type[GenerateImageParams]
+    img2img: type[Img2ImgParams]
+    upscale_image: type[UpscaleImageParams]
+    limits: Limits
+    defaults: Defaults
+
+
+def make_models(limits: Limits = DEFAULT_LIMITS, defaults: Defaults = DEFAULTS) -> ParamModels:
+    """Build the input models for other limits or defaults; raise ValueError if a default is out of bounds."""
+    _check_defaults(limits, defaults)
+    if limits == DEFAULT_LIMITS and defaults == DEFAULTS:
+        return ParamModels(GenerateImageParams, Img2ImgParams, UpscaleImageParams, limits, defaults)
+    common: dict[str, Any] = {
+        "prompt": (Annotated[str, _prompt(limits)], ...),
+        "negative_prompt": (Annotated[str, _negative(limits)], ""),
+        "steps": (Annotated[int, _steps(limits)], defaults.steps),
+        "cfg_scale": (Annotated[float, _CFG], defaults.cfg_scale),
+        "sampler": (Annotated[str, _SAMPLER], defaults.sampler),
+        "scheduler": (Annotated[str, _SCHEDULER], defaults.scheduler),
+        "loras": (Annotated[list[LoraParam], _loras(limits)], []),
+        "batch_size": (Annotated[int, _batch(limits)], defaults.batch_size),
+    }
+    sizes: dict[str, Any] = {
+        "width": (Annotated[int, _side(limits, "width")], defaults.width),
+        "height": (Annotated[int, _side(limits, "height")], defaults.height),
+    }
+    source: dict[str, Any] = {"input_image": (Annotated[str, _input_image(limits)], ...)}
+    optional_sizes: dict[str, Any] = {
+        "denoise": (Annotated[float, _DENOISE], defaults.denoise),
+        "width": (Annotated[int | None, _side(limits, "width", _KEEP_SIZE)], None),
+        "height": (Annotated[int | None, _side(limits, "height", _KEEP_SIZE)], None),
+    }
+    generate = create_model(
+        "GenerateImageParams",
+        __base__=GenerateImageParams,
+        __doc__=GenerateImageParams.__doc__,
+        **common,
+        **sizes,
+    )
+    img2img = create_model(
+        "Img2ImgParams",
+        __base__=Img2ImgParams,
+        __doc__=Img2ImgParams.__doc__,
+        **source,
+        **common,
+        **optional_sizes,
+    )
+    upscale = create_model(
+        "UpscaleImageParams", __base__=UpscaleImageParams, __doc__=UpscaleImageParams.__doc__, **source
+    )
+    for model in (generate, img2img, upscale):
+        model.limits = limits
+    return ParamModels(generate, img2img, upscale, limits, defaults)
+
+
+def _check_defaults(limits: Limits, defaults: Defaults) -> None:
+    problems = []
+    for name in ("width", "height"):
+        value = getattr(defaults, name)
+        if not 64 <= value <= limits.max_side or value % 8:
+            problems.append(f"default {name} {value} is not a multiple of 8 in 64..{limits.max_side}")
+    if not 1 <= defaults.steps <= limits.max_steps:
+        problems.append(f"default steps {defaults.steps} is not in 1..{limits.max_steps}")
+    if not 1 <= defaults.batch_size <= limits.max_batch:
+        problems.append(f"default batch_size {defaults.batch_size} is not in 1..{limits.max_batch}")
+    if defaults.width * defaults.height * defaults.batch_size > limits.max_pixels:
+        problems.append("the default size is over the pixel budget")
+    if not 0 <= defaults.cfg_scale <= 30:
+        problems.append("default cfg_scale is not in 0..30")
+    if not 0 <= defaults.denoise <= 1:
+        problems.append("default denoise is not in 0..1")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def check_text(value: str, max_bytes: int) -> str:
+    """Refuse text over ``max_bytes`` of UTF-8, unpaired surrogates and control characters.
+
+    Tabs and line breaks are fine; NUL, escape sequences and other C0/C1 controls are not.
+    """
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("text contains an unpaired surrogate (invalid Unicode)") from None
+    if size > max_bytes:
+        raise ValueError(f"text is {size} bytes of UTF-8; at most {max_bytes} are allowed")
+    for char in value:
+        code = ord(char)
+        if (code < 0x20 and char not in "\t\n\r") or 0x7F <= code <= 0x9F:
+            raise ValueError(f"text contains control character U+{code:04X}; remove it")
+    return value
+
+
+def random_seed() -> int:
+    """A fresh random seed below 2**53, so clients written in JavaScript report it exactly."""
+    return secrets.randbelow(RANDOM_SEED_BOUND)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The caller's seed, or a random one when it gave none."""
+    return random_seed() if seed is None else seed
+
+
+def closest_names(name: str, valid: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` entries of ``valid`` most like ``name`` (case, folders and extensions ignored)."""
+    wanted = _stem(name[:256])
+    if not wanted:
+        return []
+    scored = []
+    for candidate in valid:
+        stem = _stem(candidate)
+        score = difflib.SequenceMatcher(None, wanted, stem).ratio()
+        if wanted in stem or stem in wanted:
+            score = max(score, 0.75)
+        if score >= 0.5:
+            scored.append((-score, candidate))
+    scored.sort()
+    return [candidate for _, candidate in scored[:n]]
+
+
+def _stem(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    head, dot, ext = base.rpartition(".")
+    return head if dot and head and len(ext) <= 12 else base
+
+
+def check_name(kind: NameKind, name: str, valid: Sequence[str]) -> str:
+    """Return the entry of ``valid`` equal to ``name``, else raise :class:`UnknownName` with suggestions.
+
+    The returned string is the list's own object (never the caller's text).
+    """
+    for entry in valid:
+        if entry == name:
+            return entry
+    one, many, tool = _KIND_LABELS[kind]
+    shown = _show(name)
+    if not valid:
+        raise UnknownName(kind, name, [], f"unknown {one} {shown}: no {many} are installed")
+    closest = closest_names(name, valid)
+    if closest:
+        hint = "closest: " + ", ".join(closest)
+    else:
+        hint = "no installed name is similar"
+    raise UnknownName(kind, name, closest, f"unknown {one} {shown}; {hint}; call {tool} to see all")
+
+
+def _show(text: str, limit: int = 80) -> str:
+    """Caller text for a message: quoted, escaped, cut to ``limit`` characters."""
+    cut = text[:limit]
+    shown = repr(cut)
+    return shown[:-1] + "...'" if len(text) > limit else shown
+
+
+def explain(error: ValidationError) -> str:
+    """One compact, actionable line per problem in ``error`` (no long echoes of the input)."""
+    lines = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "arguments"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown field")
+            continue
+        if item["type"] == "missing":
+            lines.append(f"{where}: required")
+            continue
+        message = str(item["msg"]).removeprefix("Value error, ")
+        value = item.get("input")
+        if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 40):
+            message += f" (got {value!r})"
+        elif value is not None and not isinstance(value, str | dict):
+            message += f" (got {type(value).__name__})"
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)

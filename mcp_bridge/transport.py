@@ -1,0 +1,536 @@
+"""The MCP routes on ComfyUI's own server: Streamable HTTP and legacy HTTP+SSE, behind the gate.
+
+Routes (ComfyUI also mounts each under ``/api``):
+
+- ``POST|GET|DELETE /mcp`` — Streamable HTTP, served by the SDK's ``StreamableHTTPSessionManager``
+  (2025-11-25 sessions with ``Mcp-Session-Id`` and 2026-07-28 stateless requests alike);
+- ``GET /mcp/sse`` + ``POST /mcp/messages?session_id=…`` — legacy HTTP+SSE, served by the SDK's
+  ``SseServerTransport``. The ``endpoint`` event names the messages URL under the same prefix as the
+  stream (``/api/mcp/sse`` advertises ``/api/mcp/messages``);
+- ``GET /mcp-bridge/sessions`` — the session registry's snapshot (JSON), behind the same gate.
+
+Every request passes :class:`~.security.Policy` first. The session manager's ``run()`` is an anyio
+context whose task group must be entered and left in one task, so it lives in a dedicated asyncio
+task, started by the first MCP request and stopped by :meth:`McpTransport.shutdown` (registered on
+``app.on_shutdown``), which also cancels the handler tasks of open streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from aiohttp import web
+from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+from mcp.server.lowlevel.server import Server
+from mcp.server.mcpserver import MCPServer
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.types import CLIENT_INFO_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, ErrorData, JSONRPCError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from . import security
+from .asgi import AsgiExchange, Message, Receive, Scope, Send, local_ip
+from .config import Settings
+from .sessions import SSE, STREAMABLE, SessionRegistry
+
+log = logging.getLogger("comfyui_mcp_bridge")
+
+SCOPE_KEY = "comfyui_mcp_bridge.tag"
+MCP_PATHS = ("/mcp", "/mcp/sse", "/mcp/messages", "/mcp-bridge/sessions")
+_SSE_SESSION_RE = re.compile(rb"session_id=([0-9a-f]{32})")
+_SHUTDOWN_GRACE_S = 5.0
+
+
+class ServerOptionsLike(Protocol):
+    """How ComfyUI was started (``adapter.ServerOptions`` fits)."""
+
+    @property
+    def listen(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def cors_origin(self) -> str | None: ...
+    @property
+    def user_directory(self) -> str: ...
+
+
+class RequestTag:
+    """Per-HTTP-request facts shared between our handler and the SDK middleware (via the scope)."""
+
+    def __init__(self, registry: SessionRegistry, session_id: str | None, peer: str | None) -> None:
+        self.registry = registry
+        self.session_id = session_id
+        self.peer = peer
+        self._pending: tuple[object, object, object] | None = None
+
+    def identify(self, name: object, version: object, protocol: object) -> None:
+        """Record the client's self-description; held until the session id is known."""
+        if self.session_id is not None:
+            self.registry.identify(self.session_id, name, version, protocol)
+        else:
+            self._pending = (name, version, protocol)
+
+    def bind(self, session_id: str) -> None:
+        """The response named the new session's id: attach what was learnt so far."""
+        self.session_id = session_id
+        info = self.registry.get(session_id)
+        if info is not None and info.peer is None:
+            info.peer = self.peer
+        if self._pending is not None:
+            self.registry.identify(session_id, *self._pending)
+            self._pending = None
+
+
+class _SessionManager(StreamableHTTPSessionManager):
+    """The SDK's manager, reporting session admission and removal to the registry."""
+
+    def __init__(self, registry: SessionRegistry, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._registry = registry
+
+    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
+        transport = super()._admit_session(requestor)
+        if transport is not None and transport.mcp_session_id:
+            self._registry.open(transport.mcp_session_id, STREAMABLE)
+        return transport
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        self._registry.close(session_id)
+        await super()._discard_session(session_id, transport)
+
+
+def _json_error(status: int, message: str, headers: dict[str, str] | None = None,
+                code: int = INVALID_REQUEST) -> web.Response:
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
+    return web.Response(
+        status=status,
+        text=body.model_dump_json(by_alias=True, exclude_unset=True),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class McpTransport:
+    """Serves the MCP routes for one :class:`MCPServer`; see the module docstring."""
+
+    def __init__(
+        self,
+        mcp: MCPServer,
+        policy: security.Policy,
+        settings: Settings,
+        *,
+        unavailable: str | None = None,
+    ) -> None:
+        self.mcp = mcp
+        self.policy = policy
+        self.settings = settings
+        self.unavailable = unavailable
+        self.registry = SessionRegistry(stateless_ttl_s=settings.session_idle_timeout_s)
+        # The SDK's transports need the low-level server (as the SDK's own sse_app() does).
+        self.server: Server[Any] = mcp._lowlevel_server
+        self.sse = SseServerTransport(
+            "/mcp/messages",
+            security_settings=policy.sdk_settings(),
+            max_request_body_size=settings.max_body_bytes,
+        )
+        self._manager: _SessionManager | None = None
+        self._manager_task: asyncio.Task[None] | None = None
+        self._manager_ready: asyncio.Future[None] | None = None
+        self._manager_stop: asyncio.Event | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._rate_log = security.RateLimitedLog()
+        mcp.middleware.append(self._observe_message)
+
+    # -- lifecycle --
+
+    async def _ensure_manager(self) -> _SessionManager | None:
+        """Start the session manager task on first use; None once shutting down or if it cannot run."""
+        if self._closing:
+            return None
+        if self._manager_task is None or self._manager_task.done():
+            loop = asyncio.get_running_loop()
+            self._manager = _SessionManager(
+                self.registry,
+                app=self.server,
+                security_settings=self.policy.sdk_settings(),
+                session_idle_timeout=self.settings.session_idle_timeout_s,
+                max_request_body_size=self.settings.max_body_bytes,
+                max_sessions=self.settings.max_sessions,
+            )
+            self._manager_ready = loop.create_future()
+            self._manager_stop = asyncio.Event()
+            self._manager_task = loop.create_task(
+                self._run_manager(self._manager, self._manager_ready, self._manager_stop),
+                name="comfyui-mcp-bridge:session-manager",
+            )
+        assert self._manager_ready is not None
+        try:
+            await asyncio.shield(self._manager_ready)
+        except Exception:  # noqa: BLE001 - reported by _run_manager
+            return None
+        return self._manager
+
+    async def _run_manager(
+        self, manager: _SessionManager, ready: asyncio.Future[None], stop: asyncio.Event
+    ) -> None:
+        """Own the manager's anyio task group for its whole life, in this one task."""
+        try:
+            async with manager.run():
+                self.registry.manager_state = "running"
+                ready.set_result(None)
+                await stop.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("comfyui-mcp-bridge: the MCP session manager stopped with an error")
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            self.registry.manager_state = "stopped"
+            if not ready.done():
+                ready.set_exception(RuntimeError("session manager stopped"))
+            # Consume the exception if nobody awaited it, to avoid "never retrieved" warnings.
+            if ready.done() and not ready.cancelled():
+                ready.exception()
+
+    async def shutdown(self, app: web.Application | None = None) -> None:
+        """Stop serving: cancel open MCP handler tasks and stop the session manager (``on_shutdown``)."""
+        self._closing = True
+        handlers = [t for t in self._handlers if not t.done()]
+        for handler in handlers:
+            handler.cancel()
+        manager_task = self._manager_task
+        if manager_task is not None and not manager_task.done():
+            assert self._manager_stop is not None
+            self._manager_stop.set()
+            done, _ = await asyncio.wait({manager_task}, timeout=_SHUTDOWN_GRACE_S)
+            if not done:
+                manager_task.cancel()
+                await asyncio.wait({manager_task}, timeout=_SHUTDOWN_GRACE_S)
+        if handlers:
+            await asyncio.wait(handlers, timeout=_SHUTDOWN_GRACE_S)
+        self.registry.manager_state = "stopped"
+
+    async def close_sessions(self) -> int:
+        """Disconnect every MCP client (the token changed): end open streams and in-flight requests,
+        forget all sessions. Returns how many sessions were open. Used by the status panel."""
+        current = asyncio.current_task()
+        handlers = [t for t in self._handlers if not t.done() and t is not current]
+        count = len(self.registry.snapshot()["sessions"])
+        for handler in handlers:
+            handler.cancel()
+        manager = self._manager
+        if manager is not None:
+            for session_id, session in list(manager._server_instances.items()):
+                await manager._discard_session(session_id, session)
+        for info in self.registry.snapshot()["sessions"]:
+            self.registry.close(str(info["id"]))
+        if handlers:
+            await asyncio.wait(handlers, timeout=_SHUTDOWN_GRACE_S)
+        return count
+
+    # -- the gate --
+
+    def _refuse(self, request: web.Request, *, needs_token: bool = True) -> web.Response | None:
+        """Apply the security gate; return the error response, or None to proceed."""
+        if self.unavailable is not None:
+            return _json_error(503, f"MCP is unavailable: {self.unavailable}", code=INTERNAL_ERROR)
+        rejection = self.policy.check(
+            request.method, request.headers, local_ip(request), needs_token=needs_token
+        )
+        if rejection is None:
+            return None
+        self.registry.rejected(rejection.reason)
+        self._rate_log.warning(
+            rejection.reason,
+            "comfyui-mcp-bridge: refused %s %s from %s: %s (%d)",
+            request.method, request.path, request.remote, rejection.reason, rejection.status,
+        )
+        headers = dict(rejection.headers)
+        if rejection.reason not in ("host", "origin", "cross-site"):
+            headers.update(self.policy.cors_headers(request.headers, local_ip(request)))
+        return _json_error(rejection.status, rejection.message, headers)
+
+    def _cors_hook(self, request: web.Request) -> list[tuple[str, str]]:
+        return list(self.policy.cors_headers(request.headers, local_ip(request)).items())
+
+    async def _serve(
+        self,
+        request: web.Request,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        tag: RequestTag,
+        *,
+        root_path: str = "",
+        on_start: Callable[[int, list[tuple[bytes, bytes]]], Iterable[tuple[str, str]]] | None = None,
+    ) -> web.StreamResponse:
+        """Run an SDK ASGI app for this request, tracking the handler task for shutdown."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        cors = self._cors_hook(request)
+
+        def start_hook(status: int, headers: list[tuple[bytes, bytes]]) -> Iterable[tuple[str, str]]:
+            extra = list(on_start(status, headers)) if on_start is not None else []
+            return extra + cors
+
+        exchange = AsgiExchange(
+            request,
+            root_path=root_path,
+            max_body=self.settings.max_body_bytes,
+            extra_scope={SCOPE_KEY: tag},
+            on_response_start=start_hook,
+        )
+        self.registry.add("open_requests")
+        self.registry.add("requests_total")
+        try:
+            return await exchange.run(app)
+        finally:
+            self.registry.add("open_requests", -1)
+            if task is not None:
+                self._handlers.discard(task)
+
+    # -- routes --
+
+    async def handle_mcp(self, request: web.Request) -> web.StreamResponse:
+        """POST|GET|DELETE /mcp: Streamable HTTP (2025-11-25 sessions and 2026-07-28), via the SDK."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        manager = await self._ensure_manager()
+        if manager is None:
+            return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
+        session_id = request.headers.get("Mcp-Session-Id")
+        self.registry.touch(session_id)
+        tag = RequestTag(self.registry, session_id, request.remote)
+        standalone = request.method == "GET"
+        counted = False
+
+        def on_start(status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+            nonlocal counted
+            if session_id is None and status < 400:
+                new_id = next((v.decode("latin-1") for k, v in headers if k == b"mcp-session-id"), None)
+                if new_id is not None:
+                    tag.bind(new_id)
+            if standalone and status == 200:
+                counted = True
+                self.registry.add("standalone_streams")
+            return []
+
+        try:
+            return await self._serve(request, manager.handle_request, tag, on_start=on_start)
+        finally:
+            if counted:
+                self.registry.add("standalone_streams", -1)
+
+    async def handle_sse(self, request: web.Request) -> web.StreamResponse:
+        """GET /mcp/sse: open a legacy HTTP+SSE session (the SDK's SseServerTransport)."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        if self._closing:
+            return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
+        if self.registry.counters["sse_streams"] >= self.settings.max_sse_streams:
+            self.registry.rejected("sse-limit")
+            return _json_error(503, f"Too many open SSE streams (limit {self.settings.max_sse_streams})",
+                               code=INTERNAL_ERROR)
+        root_path = request.path[: -len("/mcp/sse")] if request.path.endswith("/mcp/sse") else ""
+        tag = RequestTag(self.registry, None, request.remote)
+        self.registry.add("sse_streams")
+        try:
+            return await self._serve(request, self._sse_app(tag), tag, root_path=root_path)
+        finally:
+            self.registry.add("sse_streams", -1)
+            if tag.session_id is not None:
+                self.registry.close(tag.session_id)
+
+    def _sse_app(self, tag: RequestTag) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            async def spy(message: Message) -> None:
+                # The first body frame is the `endpoint` event naming the new session id.
+                if tag.session_id is None and message["type"] == "http.response.body":
+                    found = _SSE_SESSION_RE.search(bytes(message.get("body", b"")))
+                    if found is not None:
+                        tag.session_id = found.group(1).decode("ascii")
+                        self.registry.open(tag.session_id, SSE, peer=tag.peer)
+                await send(message)
+
+            try:
+                async with self.sse.connect_sse(scope, receive, spy) as (read_stream, write_stream):
+                    options = self.server.create_initialization_options()
+                    await self.server.run(read_stream, write_stream, options)
+            except ValueError:
+                # connect_sse refused the request (its own Host/Origin check) and already answered.
+                log.debug("comfyui-mcp-bridge: SSE connection refused by the SDK transport")
+
+        return app
+
+    async def handle_messages(self, request: web.Request) -> web.StreamResponse:
+        """POST /mcp/messages?session_id=…: a client message for a legacy SSE session."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        if self._closing:
+            return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
+        session_id = request.query.get("session_id")
+        self.registry.touch(session_id)
+        tag = RequestTag(self.registry, session_id, request.remote)
+        return await self._serve(request, self.sse.handle_post_message, tag)
+
+    async def handle_sessions(self, request: web.Request) -> web.Response:
+        """GET /mcp-bridge/sessions: live MCP sessions and transport counters (JSON)."""
+        refused = self._refuse(request)
+        if refused is not None:
+            return refused
+        data = self.snapshot()
+        return web.json_response(data, headers=self.policy.cors_headers(request.headers, local_ip(request)))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The registry's snapshot plus the gate's posture (JSON-safe)."""
+        data = self.registry.snapshot()
+        data["exposure"] = self.policy.exposure
+        data["token_required"] = self.policy.token_required
+        data["limits"] = {
+            "max_sessions": self.settings.max_sessions,
+            "max_sse_streams": self.settings.max_sse_streams,
+            "max_body_bytes": self.settings.max_body_bytes,
+            "session_idle_timeout_s": self.settings.session_idle_timeout_s,
+        }
+        data["unavailable"] = self.unavailable
+        return data
+
+    # -- SDK middleware: who is the client? --
+
+    async def _observe_message(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Record client name/version (from ``initialize`` or the 2026 ``_meta`` envelope) and count
+        the JSON-RPC requests being handled."""
+        try:
+            self._note_client(ctx)
+        except Exception:  # noqa: BLE001 - observation must never break a request
+            log.debug("comfyui-mcp-bridge: could not read client info", exc_info=True)
+        if ctx.request_id is None:  # a notification
+            return await call_next(ctx)
+        self.registry.add("calls_in_flight")
+        try:
+            return await call_next(ctx)
+        finally:
+            self.registry.add("calls_in_flight", -1)
+
+    def _note_client(self, ctx: Any) -> None:
+        request = getattr(ctx, "request", None)
+        scope = getattr(request, "scope", None)
+        tag = scope.get(SCOPE_KEY) if isinstance(scope, dict) else None
+        if not isinstance(tag, RequestTag):
+            return
+        params = ctx.params if isinstance(ctx.params, dict) else {}
+        if ctx.method == "initialize":
+            info = params.get("clientInfo")
+            if isinstance(info, dict):
+                tag.identify(info.get("name"), info.get("version"), params.get("protocolVersion"))
+            return
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and ctx.request_id is not None:
+            meta = ctx.meta if isinstance(ctx.meta, dict) else {}
+            info = meta.get(CLIENT_INFO_META_KEY)
+            if not isinstance(info, dict):
+                info = {}
+            name, version = info.get("name"), info.get("version")
+            self.registry.seen_stateless(name, version, ctx.protocol_version, tag.peer)
+
+    # -- CORS preflight --
+
+    def preflight_middleware(self) -> Any:
+        """aiohttp middleware answering ``OPTIONS`` on the MCP routes (installed only with CORS).
+
+        It must run before ComfyUI's own CORS middleware, which answers every preflight itself with
+        headers that omit ``Mcp-Session-Id`` and ``MCP-Protocol-Version``.
+        """
+
+        @web.middleware
+        async def mcp_preflight(request: web.Request, handler: Any) -> web.StreamResponse:
+            if request.method == "OPTIONS" and is_mcp_path(request.path):
+                status, headers = self.policy.preflight(request.headers, local_ip(request))
+                if status != 204:
+                    self.registry.rejected("preflight")
+                return web.Response(status=status, headers=headers)
+            response: web.StreamResponse = await handler(request)
+            return response
+
+        return mcp_preflight
+
+
+def is_mcp_path(path: str) -> bool:
+    """True for the MCP routes, with or without ComfyUI's ``/api`` prefix."""
+    if path.startswith("/api/"):
+        path = path[4:]
+    return path in MCP_PATHS
+
+
+def create_transport(
+    mcp: MCPServer,
+    options: ServerOptionsLike,
+    settings: Settings,
+    *,
+    config_error: str | None = None,
+) -> McpTransport:
+    """Build the gate (token included) and the transport for this ComfyUI."""
+    unavailable = f"invalid settings: {config_error}" if config_error else None
+    token: str | None = None
+    token_problem: str
+    try:
+        token = security.load_or_create_token(options.user_directory)
+    except (security.TokenError, OSError) as exc:
+        log.error("comfyui-mcp-bridge: cannot load or create the MCP token: %s", exc)
+        token_problem = str(exc)
+    else:
+        token_problem = ""
+    try:
+        policy = security.build_policy(
+            listen=options.listen,
+            port=options.port,
+            tls=options.tls,
+            cors_origin=options.cors_origin,
+            token=token,
+            require_token_on_loopback=settings.require_token_on_loopback,
+            extra_allowed_hosts=settings.extra_allowed_hosts,
+            extra_allowed_origins=settings.extra_allowed_origins,
+            max_body_bytes=settings.max_body_bytes,
+        )
+    except ValueError as exc:
+        unavailable = unavailable or f"invalid settings: {exc}"
+        policy = security.build_policy(
+            listen=options.listen, port=options.port, tls=options.tls, cors_origin=options.cors_origin,
+            token=token, require_token_on_loopback=True,
+        )
+    if policy.token_required and token is None:
+        unavailable = unavailable or f"the bearer token is required but unavailable ({token_problem})"
+    if policy.token_required:
+        log.warning("comfyui-mcp-bridge: %s. Token file: %s", policy.exposure,
+                    security.token_path(options.user_directory))
+    else:
+        log.info("comfyui-mcp-bridge: %s", policy.exposure)
+    if unavailable:
+        log.error("comfyui-mcp-bridge: MCP routes will answer 503: %s", unavailable)
+    return McpTransport(mcp, policy, settings, unavailable=unavailable)
+
+
+def add_routes(
+    routes: web.RouteTableDef, app: web.Application | None, transport: McpTransport
+) -> McpTransport:
+    """Register the MCP routes on ``routes`` (ComfyUI adds the ``/api`` twins) and, with CORS, the
+    preflight middleware on ``app`` (before ComfyUI's own middlewares). Call before the app starts."""
+    routes.post("/mcp")(transport.handle_mcp)
+    routes.get("/mcp")(transport.handle_mcp)
+    routes.delete("/mcp")(transport.handle_mcp)
+    routes.get("/mcp/sse")(transport.handle_sse)
+    routes.post("/mcp/messages")(transport.handle_messages)
+    routes.get("/mcp-bridge/sessions")(transport.handle_sessions)
+    if app is not None and transport.policy.cors_enabled:
+        app.middlewares.insert(0, transport.preflight_middleware())
+    return transport

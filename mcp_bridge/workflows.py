@@ -1,0 +1,581 @@
+"""API-format workflow templates: load, validate, fill declared slots, chain LoRAs.
+
+Pure Python (no ComfyUI import). A template is a ComfyUI API-format prompt (``{node_id: {"class_type",
+"inputs"}}``) plus one top-level ``"_bridge"`` entry that the loader strips::
+
+    "_bridge": {
+      "description": "...",
+      "slots": {"<param>": {"node": "<id>", "input": "<input name>",
+                            "type": "string|int|float|bool", "required": false}},
+      "bypass": {"<id>": {"through": "<link input>", "when": {"<param>": <scalar or null>}}}
+    }
+
+* A slot names the one node input that receives a parameter; the template's value there is the default.
+* A bypassed node is removed when every ``when`` condition equals the value given to :meth:`build`
+  (an absent value counts as ``null``); consumers of its output 0 are rewired to the link in ``through``.
+* LoRAs are chained after the template's single ``CheckpointLoaderSimple``: every consumer of its MODEL
+  and CLIP outputs is rewired, by link, to the last ``LoraLoader``.
+* Every ``SaveImage`` gets the caller's ``filename_prefix``.
+
+Caller values are only ever placed into declared slots and only as scalars: in the API format a
+two-element list is a node link, so lists and dicts are refused.
+
+Other top-level keys starting with ``_`` are ignored (room for comments).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+log = logging.getLogger("comfyui_mcp_bridge")
+
+META_KEY = "_bridge"
+DEFAULT_TEMPLATES = ("txt2img", "img2img", "upscale")
+MAX_TEMPLATE_BYTES = 1_000_000
+
+SlotType = Literal["string", "int", "float", "bool"]
+Scalar = str | int | float | bool
+Prompt = dict[str, dict[str, Any]]
+
+# Outputs and required inputs of the core nodes the bundled templates use. Classes not listed here are
+# checked only against ``node_classes`` / ``node_outputs`` given to the loader.
+CORE_NODES: dict[str, tuple[int, frozenset[str]]] = {
+    "CheckpointLoaderSimple": (3, frozenset({"ckpt_name"})),
+    "CLIPTextEncode": (1, frozenset({"text", "clip"})),
+    "EmptyLatentImage": (1, frozenset({"width", "height", "batch_size"})),
+    "KSampler": (
+        1,
+        frozenset(
+            "model seed steps cfg sampler_name scheduler positive negative latent_image denoise".split()
+        ),
+    ),
+    "VAEDecode": (1, frozenset({"samples", "vae"})),
+    "VAEEncode": (1, frozenset({"pixels", "vae"})),
+    "SaveImage": (0, frozenset({"images", "filename_prefix"})),
+    "LoadImage": (2, frozenset({"image"})),
+    "LoraLoader": (2, frozenset({"model", "clip", "lora_name", "strength_model", "strength_clip"})),
+    "RepeatLatentBatch": (1, frozenset({"samples", "amount"})),
+    "ImageScale": (1, frozenset({"image", "upscale_method", "width", "height", "crop"})),
+    "UpscaleModelLoader": (1, frozenset({"model_name"})),
+    "ImageUpscaleWithModel": (1, frozenset({"upscale_model", "image"})),
+    "EmptyImage": (1, frozenset({"width", "height", "batch_size", "color"})),
+}
+CHECKPOINT_LOADER = "CheckpointLoaderSimple"
+LORA_LOADER = "LoraLoader"
+SAVE_IMAGE = "SaveImage"
+
+_PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_-]{0,63}){0,3}")
+
+
+class TemplateError(ValueError):
+    """A template file is broken (raised while loading; the loader turns it into a disabled template)."""
+
+
+class TemplateUnavailable(LookupError):
+    """The requested template does not exist or was disabled at start-up; the message says why."""
+
+
+class SlotValueRejected(ValueError):
+    """A value given to :meth:`TemplateLibrary.build` cannot go into the template."""
+
+
+class LoraLike(Protocol):
+    """Anything with a LoRA's name and strengths (``params.LoraParam`` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def strength_model(self) -> float: ...
+    @property
+    def strength_clip(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one parameter goes: ``prompt[node]["inputs"][input]``."""
+
+    node: str
+    input: str
+    type: SlotType
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """Drop ``node`` when every ``when`` value matches; its consumers then read the ``through`` link."""
+
+    node: str
+    through: str
+    when: Mapping[str, Scalar | None]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated template. ``prompt`` is never handed out; :meth:`TemplateLibrary.build` copies it."""
+
+    name: str
+    description: str
+    prompt: Prompt
+    slots: Mapping[str, Slot]
+    bypasses: tuple[Bypass, ...]
+    checkpoint_node: str | None  # the single CheckpointLoaderSimple, if any: LoRAs chain after it
+    save_nodes: tuple[str, ...]
+
+    @property
+    def supports_loras(self) -> bool:
+        return self.checkpoint_node is not None
+
+
+@dataclass(frozen=True)
+class TemplateLibrary:
+    """Templates loaded once at start-up: the usable ones and, for the rest, why they are disabled."""
+
+    templates: Mapping[str, Template] = field(default_factory=dict)
+    problems: Mapping[str, str] = field(default_factory=dict)
+
+    def available(self, name: str) -> bool:
+        return name in self.templates
+
+    def reason(self, name: str) -> str | None:
+        """Why ``name`` cannot be used, or None when it can."""
+        if name in self.templates:
+            return None
+        return self.problems.get(name, f"there is no workflow template named {name!r}")
+
+    def get(self, name: str) -> Template:
+        template = self.templates.get(name)
+        if template is None:
+            raise TemplateUnavailable(f"workflow template {name!r} is unavailable: {self.reason(name)}")
+        return template
+
+    def restricted_to(
+        self, node_classes: Collection[str], node_outputs: Mapping[str, int] | None = None
+    ) -> TemplateLibrary:
+        """A copy that disables every template using a node class ComfyUI does not have."""
+        templates: dict[str, Template] = {}
+        problems = dict(self.problems)
+        for name, template in self.templates.items():
+            try:
+                _check_classes(template.prompt, node_classes, node_outputs)
+            except TemplateError as exc:
+                problems[name] = str(exc)
+                log.warning("workflow template %s disabled: %s", name, exc)
+            else:
+                templates[name] = template
+        return TemplateLibrary(templates, problems)
+
+    def build(
+        self,
+        template_name: str,
+        values: Mapping[str, Scalar | None],
+        loras: Sequence[LoraLike] = (),
+        *,
+        filename_prefix: str,
+    ) -> Prompt:
+        """Return a fresh API prompt: ``values`` in their slots, ``loras`` chained, outputs prefixed.
+
+        ``values`` keys must be slot names; ``None`` means "not given" (the template default stays).
+        ``filename_prefix`` goes to every SaveImage, e.g. ``"mcp/<job-id>"``.
+        Raises :class:`TemplateUnavailable` or :class:`SlotValueRejected`; never mutates the template.
+        """
+        template = self.get(template_name)
+        checked = _check_values(template, values)
+        prefix = _check_prefix(filename_prefix)
+        chain = _check_loras(template, loras)
+
+        prompt = copy.deepcopy(template.prompt)
+        removed: set[str] = set()
+        for bypass in template.bypasses:
+            if all(checked.get(key) == want for key, want in bypass.when.items()):
+                _bypass(prompt, bypass)
+                removed.add(bypass.node)
+        for key, value in checked.items():
+            slot = template.slots[key]
+            if value is not None and slot.node not in removed:
+                prompt[slot.node]["inputs"][slot.input] = value
+        if chain:
+            assert template.checkpoint_node is not None
+            _chain_loras(prompt, template.checkpoint_node, chain)
+        for node_id in template.save_nodes:
+            prompt[node_id]["inputs"]["filename_prefix"] = prefix
+        return prompt
+
+
+def default_folder() -> Path:
+    """The ``workflows/`` folder shipped with the extension."""
+    return Path(__file__).resolve().parent.parent / "workflows"
+
+
+def load_templates(
+    folder: Path | None = None,
+    *,
+    expected: Iterable[str] = DEFAULT_TEMPLATES,
+    node_classes: Collection[str] | None = None,
+    node_outputs: Mapping[str, int] | None = None,
+) -> TemplateLibrary:
+    """Load and validate every ``*.json`` template in ``folder``; never raises for a broken template.
+
+    ``expected`` names that are missing are reported as problems. ``node_classes`` (e.g. the keys of
+    ComfyUI's ``NODE_CLASS_MAPPINGS``) and ``node_outputs`` (class → number of outputs) tighten the
+    checks; without them only :data:`CORE_NODES` is known.
+    """
+    folder = folder or default_folder()
+    templates: dict[str, Template] = {}
+    problems: dict[str, str] = {}
+    files: dict[str, Path] = {}
+    try:
+        files = {p.stem: p for p in sorted(folder.glob("*.json")) if p.is_file()}
+    except OSError as exc:
+        problems["*"] = f"cannot list the workflow folder: {exc.strerror or exc}"
+    for name in expected:
+        if name not in files:
+            problems[name] = f"workflow template file {name}.json is missing"
+    for name, path in files.items():
+        try:
+            templates[name] = parse_template(name, _read(path), node_classes, node_outputs)
+        except TemplateError as exc:
+            problems[name] = str(exc)
+    for name, reason in problems.items():
+        log.warning("workflow template %s disabled: %s", name, reason)
+    return TemplateLibrary(templates, problems)
+
+
+def _read(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as exc:
+        raise TemplateError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TEMPLATE_BYTES:
+        raise TemplateError(f"{path.name} is larger than {MAX_TEMPLATE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TemplateError(f"{path.name} is not UTF-8") from None
+
+
+def parse_template(
+    name: str,
+    text: str,
+    node_classes: Collection[str] | None = None,
+    node_outputs: Mapping[str, int] | None = None,
+) -> Template:
+    """Validate one template's JSON text; raise :class:`TemplateError` saying what is wrong."""
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise TemplateError(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TemplateError("the top level must be a JSON object of nodes")
+    meta = data.get(META_KEY)
+    if not isinstance(meta, dict):
+        raise TemplateError(f"missing the {META_KEY!r} object that declares the slots")
+    prompt: Prompt = {}
+    for node_id, node in data.items():
+        if node_id.startswith("_"):
+            continue
+        prompt[node_id] = _check_node(node_id, node)
+    if not prompt:
+        raise TemplateError("the template has no nodes")
+    _check_links(prompt, node_outputs)
+    _check_acyclic(prompt)
+    if node_classes is not None:
+        _check_classes(prompt, node_classes, node_outputs)
+
+    slots = _parse_slots(prompt, meta.get("slots"))
+    bypasses = _parse_bypasses(prompt, slots, meta.get("bypass", {}))
+    loaders = [i for i, n in prompt.items() if n["class_type"] == CHECKPOINT_LOADER]
+    saves = tuple(i for i, n in prompt.items() if n["class_type"] == SAVE_IMAGE)
+    if not saves:
+        raise TemplateError(f"the template has no {SAVE_IMAGE} node")
+    description = meta.get("description", "")
+    if not isinstance(description, str):
+        raise TemplateError("'description' must be a string")
+    return Template(
+        name=name,
+        description=description,
+        prompt=prompt,
+        slots=slots,
+        bypasses=bypasses,
+        checkpoint_node=loaders[0] if len(loaders) == 1 else None,
+        save_nodes=saves,
+    )
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not allowed")
+
+
+def is_link(value: object) -> bool:
+    """True for a value ComfyUI reads as a node link: any two-element list."""
+    return isinstance(value, list) and len(value) == 2
+
+
+def _check_node(node_id: str, node: object) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        raise TemplateError(f"node {node_id}: must be an object")
+    class_type = node.get("class_type")
+    inputs = node.get("inputs")
+    if not isinstance(class_type, str) or not class_type:
+        raise TemplateError(f"node {node_id}: 'class_type' must be a non-empty string")
+    if not isinstance(inputs, dict):
+        raise TemplateError(f"node {node_id} ({class_type}): 'inputs' must be an object")
+    for key, value in inputs.items():
+        if is_link(value):
+            continue
+        if not _is_scalar(value):
+            raise TemplateError(
+                f"node {node_id} ({class_type}): input {key!r} must be a scalar or a [node_id, output] link"
+            )
+    known = CORE_NODES.get(class_type)
+    if known is not None:
+        missing = sorted(known[1] - inputs.keys())
+        if missing:
+            raise TemplateError(f"node {node_id} ({class_type}): missing inputs {', '.join(missing)}")
+    return node
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int | bool)
+
+
+def _output_count(class_type: str, node_outputs: Mapping[str, int] | None) -> int | None:
+    if node_outputs is not None and class_type in node_outputs:
+        return node_outputs[class_type]
+    known = CORE_NODES.get(class_type)
+    return known[0] if known else None
+
+
+def _check_links(prompt: Prompt, node_outputs: Mapping[str, int] | None) -> None:
+    for node_id, node in prompt.items():
+        for key, value in node["inputs"].items():
+            if not is_link(value):
+                continue
+            source, index = value
+            where = f"node {node_id} ({node['class_type']}) input {key!r}"
+            if not isinstance(source, str) or isinstance(index, bool) or not isinstance(index, int):
+                raise TemplateError(f'{where}: a link must be ["node_id", output_index]')
+            if source not in prompt:
+                raise TemplateError(f"{where}: links to missing node {source}")
+            count = _output_count(prompt[source]["class_type"], node_outputs)
+            if index < 0 or (count is not None and index >= count):
+                raise TemplateError(
+                    f"{where}: node {source} ({prompt[source]['class_type']}) has no output {index}"
+                )
+
+
+def _check_acyclic(prompt: Prompt) -> None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(start: str) -> None:
+        stack: list[tuple[str, Iterable[Any]]] = [(start, iter(prompt[start]["inputs"].values()))]
+        state[start] = 1
+        while stack:
+            node_id, values = stack[-1]
+            for value in values:
+                if is_link(value):
+                    source = value[0]
+                    if state.get(source) == 1:
+                        raise TemplateError(f"the links form a cycle through node {source}")
+                    if source not in state:
+                        state[source] = 1
+                        stack.append((source, iter(prompt[source]["inputs"].values())))
+                        break
+            else:
+                state[node_id] = 2
+                stack.pop()
+
+    for node_id in prompt:
+        if node_id not in state:
+            visit(node_id)
+
+
+def _check_classes(
+    prompt: Prompt, node_classes: Collection[str], node_outputs: Mapping[str, int] | None
+) -> None:
+    unknown = sorted({n["class_type"] for n in prompt.values()} - set(node_classes))
+    if unknown:
+        raise TemplateError(f"ComfyUI has no node class {', '.join(unknown)}")
+    if node_outputs is not None:
+        _check_links(prompt, node_outputs)
+
+
+_TYPE_NAMES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+}
+
+
+def _matches(slot_type: str, value: object) -> bool:
+    if isinstance(value, bool) and slot_type != "bool":
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, _TYPE_NAMES[slot_type])
+
+
+def _parse_slots(prompt: Prompt, raw: object) -> dict[str, Slot]:
+    if not isinstance(raw, dict):
+        raise TemplateError("'slots' must be an object of {param: {node, input, type}}")
+    slots: dict[str, Slot] = {}
+    for key, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise TemplateError(f"slot {key!r}: must be an object")
+        node_id, name, slot_type = spec.get("node"), spec.get("input"), spec.get("type")
+        required = spec.get("required", False)
+        if not isinstance(node_id, str) or node_id not in prompt:
+            raise TemplateError(f"slot {key!r}: node {node_id!r} does not exist")
+        inputs = prompt[node_id]["inputs"]
+        if not isinstance(name, str) or name not in inputs:
+            raise TemplateError(f"slot {key!r}: node {node_id} has no input {name!r}")
+        if slot_type not in _TYPE_NAMES:
+            raise TemplateError(f"slot {key!r}: type must be one of {', '.join(_TYPE_NAMES)}")
+        if not isinstance(required, bool):
+            raise TemplateError(f"slot {key!r}: 'required' must be true or false")
+        if is_link(inputs[name]):
+            raise TemplateError(f"slot {key!r}: node {node_id} input {name!r} is a link, not a value")
+        if not _matches(slot_type, inputs[name]):
+            raise TemplateError(f"slot {key!r}: the template's default is not a {slot_type}")
+        if any(s.node == node_id and s.input == name for s in slots.values()):
+            raise TemplateError(f"slot {key!r}: node {node_id} input {name!r} already has a slot")
+        slots[key] = Slot(node_id, name, slot_type, required)
+    return slots
+
+
+def _parse_bypasses(prompt: Prompt, slots: Mapping[str, Slot], raw: object) -> tuple[Bypass, ...]:
+    if not isinstance(raw, dict):
+        raise TemplateError("'bypass' must be an object of {node_id: {through, when}}")
+    result = []
+    for node_id, spec in raw.items():
+        if node_id not in prompt:
+            raise TemplateError(f"bypass: node {node_id} does not exist")
+        if not isinstance(spec, dict):
+            raise TemplateError(f"bypass {node_id}: must be an object")
+        through, when = spec.get("through"), spec.get("when")
+        if not isinstance(through, str) or not is_link(prompt[node_id]["inputs"].get(through)):
+            raise TemplateError(f"bypass {node_id}: 'through' must name one of its link inputs")
+        if not isinstance(when, dict) or not when:
+            raise TemplateError(f"bypass {node_id}: 'when' must be a non-empty object")
+        for key, want in when.items():
+            if key not in slots:
+                raise TemplateError(f"bypass {node_id}: condition on {key!r}, which is not a slot")
+            if want is not None and not _matches(slots[key].type, want):
+                raise TemplateError(f"bypass {node_id}: condition on {key!r} is not a {slots[key].type}")
+        for other_id, node in prompt.items():
+            for value in node["inputs"].values():
+                if is_link(value) and value[0] == node_id and value[1] != 0:
+                    raise TemplateError(f"bypass {node_id}: node {other_id} uses an output other than 0")
+        result.append(Bypass(node_id, through, dict(when)))
+    return tuple(result)
+
+
+def _check_values(template: Template, values: Mapping[str, object]) -> dict[str, Scalar | None]:
+    checked: dict[str, Scalar | None] = {}
+    for key, value in values.items():
+        slot = template.slots.get(key)
+        if slot is None:
+            raise SlotValueRejected(
+                f"template {template.name!r} has no slot {key!r} (slots: {', '.join(sorted(template.slots))})"
+            )
+        if value is None:
+            checked[key] = None
+            continue
+        if not isinstance(value, str | int | float):  # lists would be read as node links
+            raise SlotValueRejected(f"{key} must be a single {slot.type} value, not {type(value).__name__}")
+        if not _matches(slot.type, value):
+            raise SlotValueRejected(f"{key} must be a finite {slot.type}, not {value!r:.40}")
+        checked[key] = float(value) if slot.type == "float" else value
+    missing = sorted(k for k, s in template.slots.items() if s.required and checked.get(k) is None)
+    if missing:
+        raise SlotValueRejected(f"template {template.name!r} needs a value for {', '.join(missing)}")
+    return checked
+
+
+def _check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+        raise SlotValueRejected(
+            "filename_prefix must be up to 4 '/'-separated names of letters, digits, '_' and '-'"
+        )
+    return prefix
+
+
+def _check_loras(template: Template, loras: Sequence[LoraLike]) -> list[tuple[str, float, float]]:
+    if not loras:
+        return []
+    if not template.supports_loras:
+        raise SlotValueRejected(f"template {template.name!r} does not take LoRAs")
+    chain: list[tuple[str, float, float]] = []
+    seen: set[str] = set()
+    for lora in loras:
+        name, s_model, s_clip = lora.name, lora.strength_model, lora.strength_clip
+        if not isinstance(name, str) or not name:
+            raise SlotValueRejected("a LoRA name must be a non-empty string")
+        for label, strength in (("strength_model", s_model), ("strength_clip", s_clip)):
+            if not _matches("float", strength):
+                raise SlotValueRejected(f"LoRA {name!r}: {label} must be a finite number")
+        if name in seen:
+            raise SlotValueRejected(f"LoRA {name!r} is listed twice")
+        seen.add(name)
+        chain.append((name, float(s_model), float(s_clip)))
+    return chain
+
+
+def _rewire(prompt: Prompt, old: tuple[str, int], new: list[Any], skip: Collection[str] = ()) -> None:
+    """Point every input linked to output ``old`` at ``new`` instead (nodes in ``skip`` untouched)."""
+    for node_id, node in prompt.items():
+        if node_id in skip:
+            continue
+        inputs = node["inputs"]
+        for key, value in inputs.items():
+            if is_link(value) and value[0] == old[0] and value[1] == old[1]:
+                inputs[key] = list(new)
+
+
+def _bypass(prompt: Prompt, bypass: Bypass) -> None:
+    through = prompt[bypass.node]["inputs"][bypass.through]
+    del prompt[bypass.node]
+    _rewire(prompt, (bypass.node, 0), through)
+
+
+def _new_ids(prompt: Prompt, count: int) -> list[str]:
+    numeric = [int(k) for k in prompt if k.isdecimal()]
+    next_id = max(numeric, default=0) + 1
+    ids: list[str] = []
+    while len(ids) < count:
+        if str(next_id) not in prompt:
+            ids.append(str(next_id))
+        next_id += 1
+    return ids
+
+
+def _chain_loras(prompt: Prompt, source: str, chain: Sequence[tuple[str, float, float]]) -> None:
+    ids = _new_ids(prompt, len(chain))
+    model: list[Any] = [source, 0]
+    clip: list[Any] = [source, 1]
+    for position, (node_id, (name, s_model, s_clip)) in enumerate(zip(ids, chain, strict=True), 1):
+        prompt[node_id] = {
+            "class_type": LORA_LOADER,
+            "inputs": {
+                "model": model,
+                "clip": clip,
+                "lora_name": name,
+                "strength_model": s_model,
+                "strength_clip": s_clip,
+            },
+            "_meta": {"title": f"LoRA {position}"},
+        }
+        model, clip = [node_id, 0], [node_id, 1]
+    _rewire(prompt, (source, 0), model, skip=ids)
+    _rewire(prompt, (source, 1), clip, skip=ids)
