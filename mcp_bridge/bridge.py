@@ -7,7 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
-from . import adapter, config, mcp_server, panel, tools_catalog, tools_generate, tools_jobs, transport
+from . import (
+    adapter,
+    config,
+    mcp_server,
+    panel,
+    tools_catalog,
+    tools_debug,
+    tools_generate,
+    tools_jobs,
+    transport,
+)
 from .jobs import JobRegistry
 from .params import make_models
 from .runner import JobRunner
@@ -73,6 +83,8 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     tools_catalog.register(mcp, services)
     tools_generate.register(mcp, services)
     tools_jobs.register(mcp, services)
+    if settings.debug_tools:
+        tools_debug.register(mcp, services)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=config_error)
     transport.add_routes(server.routes, server.app, mcp_transport)
     server.app.on_shutdown.append(mcp_transport.shutdown)

@@ -22,7 +22,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", params=VERSIONS, ids=[f"comfyui-{v}" for v in VERSIONS])
 def comfy(request: pytest.FixtureRequest) -> Iterator[ComfyServer]:
     """A running ComfyUI (one per version for the whole run) with the bridge and the tiny models."""
-    server = ComfyServer(request.param)
+    # Debug tools (raw workflows, sleeps) exist only for tests; users never turn them on.
+    server = ComfyServer(request.param, env={"COMFYUI_MCP_DEBUG_TOOLS": "1"})
     server.start()
     yield server
     server.stop()

@@ -1,0 +1,38 @@
+"""Diagnostic tools for the test suite, registered only with the ``debug_tools`` setting.
+
+``debug_run_workflow`` queues an arbitrary API-format workflow: that is code execution by another
+name on a ComfyUI with code-running custom nodes, which is why it never exists unless a test turns
+``debug_tools`` on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+
+from .adapter import PromptRejected
+from .jobs import summarize
+from .services import Services
+from .tools_jobs import follow_job
+
+
+def register(mcp: MCPServer, services: Services) -> None:
+    """Add the debug tools to ``mcp``."""
+
+    @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
+    async def debug_run_workflow(
+        workflow: dict[str, Any], wait_s: float | None = None, ctx: Context | None = None
+    ) -> CallToolResult:
+        """Diagnostics: queue a raw ComfyUI API-format workflow as a job and wait for it like a
+        generation tool (wait_s overrides the configured bound)."""
+        try:
+            job = await services.runner.submit(
+                "debug_run_workflow", workflow, summarize([("nodes", len(workflow))])
+            )
+        except PromptRejected as exc:
+            raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
+        wait = services.settings.call_wait_s if wait_s is None else max(0.0, wait_s)
+        return await follow_job(services, job, ctx, wait, cancel_on_abort=True)
