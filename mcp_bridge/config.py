@@ -59,18 +59,26 @@ class Settings:
     )
     extra_allowed_origins: list[str] = field(
         default_factory=list,
-        metadata={"doc": "More browser origins accepted on MCP routes, e.g. https://app.example:8443 or "
-                  "http://tool.lan:* (any port)."},
+        metadata={
+            "doc": "More browser origins accepted on MCP routes, e.g. https://app.example:8443 or "
+            "http://tool.lan:* (any port)."
+        },
     )
     max_body_bytes: int = field(
-        default=4 * 1024 * 1024,
-        metadata={"doc": "Largest MCP request body accepted, in bytes (413 above).", "min": 1024,
-                  "max": 256 * 1024 * 1024},
+        default=16 * 1024 * 1024,  # room for an 8 MiB image sent inline as base64 (~11 MB)
+        metadata={
+            "doc": "Largest MCP request body accepted, in bytes (413 above).",
+            "min": 1024,
+            "max": 256 * 1024 * 1024,
+        },
     )
     max_sessions: int = field(
         default=64,
-        metadata={"doc": "Concurrent Streamable HTTP sessions (2025 protocol era); 503 above.", "min": 1,
-                  "max": 10_000},
+        metadata={
+            "doc": "Concurrent Streamable HTTP sessions (2025 protocol era); 503 above.",
+            "min": 1,
+            "max": 10_000,
+        },
     )
     max_sse_streams: int = field(
         default=32,
@@ -78,13 +86,19 @@ class Settings:
     )
     session_idle_timeout_s: float = field(
         default=600.0,
-        metadata={"doc": "Seconds without any request after which a Streamable HTTP session is closed.",
-                  "min": 5.0, "max": 7 * 24 * 3600.0},
+        metadata={
+            "doc": "Seconds without any request after which a Streamable HTTP session is closed.",
+            "min": 5.0,
+            "max": 7 * 24 * 3600.0,
+        },
     )
     call_wait_s: float = field(
         default=45.0,
-        metadata={"doc": "How long a generation call waits for its job before returning a job handle.",
-                  "min": 1.0, "max": 3600.0},
+        metadata={
+            "doc": "How long a generation call waits for its job before returning a job handle.",
+            "min": 1.0,
+            "max": 3600.0,
+        },
     )
     output_roots: list[str] = field(
         default_factory=list,

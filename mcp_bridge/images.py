@@ -17,6 +17,7 @@ import io
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,13 +154,18 @@ def read_input_file(
     path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[bytes, str]:
     """Read a checked image file (from ``PathPolicy.resolve_input``); return ``(bytes, format)``."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    )
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags)  # O_NONBLOCK: a FIFO must not hang the call
     except OSError as exc:
         raise ImageRejected(
             f"the image file cannot be opened ({exc.strerror or type(exc).__name__})"
         ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageRejected("the image path is not a regular file")
     with os.fdopen(fd, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:

@@ -24,6 +24,7 @@ import errno
 import os
 import secrets
 import stat
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ _USE_DIR_FD = bool(
     _O_NOFOLLOW and _O_DIRECTORY and {os.open, os.mkdir, os.link, os.rename, os.unlink} <= os.supports_dir_fd
 )
 
+_CASELESS = sys.platform in ("darwin", "win32")  # default filesystems there ignore case
 _WINDOWS_BAD = frozenset('<>:"|?*')
 _RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
@@ -161,6 +163,14 @@ def _ancestor_or_self(path: Path, other: Path) -> bool:
     return other == path or other.is_relative_to(path)
 
 
+def _under_caseless(path: Path, other: Path) -> bool:
+    """Like :func:`_ancestor_or_self`, ignoring case where the filesystem usually does (deny checks)."""
+    if not _CASELESS:
+        return _ancestor_or_self(path, other)
+    parts = [p.casefold() for p in path.parts]
+    return [p.casefold() for p in other.parts[: len(parts)]] == parts
+
+
 def _too_broad(real: Path) -> str | None:
     if real == Path(real.anchor):
         return "a filesystem root is never an allowed folder"
@@ -247,7 +257,7 @@ class PathPolicy:
 
     def _inside(self, real: Path) -> bool:
         return any(_ancestor_or_self(r.real, real) for r in self.roots) and not any(
-            _ancestor_or_self(d, real) for d in self.deny
+            _under_caseless(d, real) for d in self.deny
         )
 
     def resolve_output(
@@ -272,7 +282,7 @@ class PathPolicy:
         if not real.is_dir():
             raise self._reject("a part of the path is a file, not a folder", subject)
         parent = real.joinpath(*reversed(missing))
-        if not self._inside(parent):
+        if not self._inside(real) or not self._inside(parent):  # folders are only ever made inside a root
             raise self._reject("it leads outside the allowed folders (or into a protected one)", subject)
         target = parent / candidate.name
         if not missing and os.path.lexists(target):

@@ -265,6 +265,7 @@ def register(mcp: MCPServer, services: Services) -> None:
         try:
             models.limits.check_pixels(width, height, p.batch_size)
         except params.ParamRejected as exc:
+            staged.path.unlink(missing_ok=True)  # refused: leave nothing behind
             raise ToolError(str(exc)) from None
         seed = params.resolve_seed(p.seed)
         values = {**p.slot_values(), "model": model, "seed": seed, "image": staged.name}
