@@ -104,6 +104,13 @@ class Settings:
         default_factory=list,
         metadata={"doc": "Extra folders a caller may write results into (ComfyUI's output folder always)."},
     )
+    use_client_roots: bool = field(
+        default=True,
+        metadata={
+            "doc": "Let clients' declared MCP roots count as allowed output folders (only while "
+            "ComfyUI listens on loopback; a filesystem root or a bare home folder never counts)."
+        },
+    )
     default_model: str = field(
         default="",
         metadata={"doc": "Checkpoint used when a call names none (empty: the first one installed)."},

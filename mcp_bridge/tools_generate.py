@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -25,6 +29,7 @@ from .adapter import PromptRejected
 from .inputs import InputRejected, StagedImage, stage_input_image
 from .jobs import Job, summarize
 from .paths import PathPolicy, PathRejected, numbered, safe_write
+from .security import listens_beyond_loopback
 from .services import Services
 from .tools_jobs import follow_job
 from .workflows import SlotValueRejected, TemplateUnavailable
@@ -38,8 +43,9 @@ GENERATES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
 ROOTS_HINT = (
-    "Relative paths start in ComfyUI's output folder. To allow another folder, add it to output_roots "
-    "in the MCP panel or the comfyui-mcp-bridge.json settings file"
+    "Relative paths start in your client's first root folder if it declares roots, else in ComfyUI's "
+    "output folder. To allow another folder, add it to output_roots in the MCP panel or the "
+    "comfyui-mcp-bridge.json settings file"
 )
 
 
@@ -111,49 +117,83 @@ def pick_model(services: Services, wanted: str | None) -> str:
     raise params.ParamRejected(f"several checkpoints are installed; name one with model ({shown})")
 
 
-def output_policy(services: Services) -> PathPolicy:
-    """Where callers may write: ComfyUI's output folder plus the configured roots."""
-    roots = [adapter.output_directory(), *services.settings.output_roots]
-    return PathPolicy(
-        roots, deny=[*adapter.protected_directories(), str(Path(__file__).parent.parent)], hint=ROOTS_HINT
-    )
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where a call's results will also be written: checked before queueing, used after the job."""
+
+    requested: str
+    overwrite: bool
+    base_dir: str  # relative paths start here: the client's first root, else ComfyUI's output folder
+    client_roots: tuple[str, ...]
 
 
-def plan_outputs(services: Services, output_path: str | None, count: int, overwrite: bool) -> list[Path]:
-    """Check ``output_path`` before anything is queued; return the target files (none without a path)."""
+def output_policy(services: Services, client_roots: tuple[str, ...] = ()) -> PathPolicy:
+    """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
+    roots = [adapter.output_directory(), *services.settings.output_roots, *client_roots]
+    deny = [*adapter.protected_directories(), str(Path(__file__).parent.parent)]
+    return PathPolicy(roots, deny=deny, hint=ROOTS_HINT)
+
+
+async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
+    """Folders the MCP client declared as its roots, when the settings and ComfyUI's exposure allow.
+
+    Only for a ComfyUI listening on loopback (a remote client's roots are not paths on this machine)
+    and only over connections with a back-channel; PathPolicy drops filesystem roots and home folders.
+    """
+    if not services.settings.use_client_roots or listens_beyond_loopback(adapter.server_options().listen):
+        return ()
+    caps = ctx.client_capabilities
+    if caps is None or caps.roots is None:
+        return ()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # roots are deprecated in 2026-07-28, still used by clients
+            listed = await asyncio.wait_for(ctx.request_context.session.list_roots(), 5.0)
+    except Exception:  # noqa: BLE001 - no back-channel, a slow or failing client: no client roots
+        return ()
+    found = []
+    for root in listed.roots:
+        uri = urlsplit(str(root.uri))
+        if uri.scheme == "file" and uri.netloc in ("", "localhost"):
+            found.append(url2pathname(uri.path))
+    return tuple(found)
+
+
+async def plan_outputs(
+    services: Services, ctx: Context, output_path: str | None, count: int, overwrite: bool
+) -> OutputPlan | None:
+    """Check ``output_path`` before anything is queued (refused: ToolError; nothing written)."""
     if output_path is None:
-        return []
-    policy = output_policy(services)
-    base = adapter.output_directory()
-    targets = []
+        return None
+    roots = await client_roots(services, ctx)
+    plan = OutputPlan(output_path, overwrite, roots[0] if roots else adapter.output_directory(), roots)
+    policy = output_policy(services, roots)
     try:
         for text in numbered(output_path, count):
-            target = policy.resolve_output(text, base, create_dirs=False)
+            target = policy.resolve_output(text, plan.base_dir, create_dirs=False)
             if target.exists() and not overwrite:
                 raise PathRejected(
                     f"output_path {target.name!r} already exists; set overwrite or pick another name"
                 )
-            targets.append(target)
     except PathRejected as exc:
         raise ToolError(str(exc)) from None
-    return targets
+    return plan
 
 
-def _write_outputs(services: Services, requested: str, sources: list[Path], overwrite: bool) -> list[str]:
+def _write_outputs(services: Services, plan: OutputPlan, sources: list[Path]) -> list[str]:
     # Worker thread: re-resolve (creating folders now), re-encode in the asked format, write safely.
-    policy = output_policy(services)
-    base = adapter.output_directory()
+    policy = output_policy(services, plan.client_roots)
     written = []
-    for text, source in zip(numbered(requested, len(sources)), sources, strict=False):
-        target = policy.resolve_output(text, base, create_dirs=True)
+    for text, source in zip(numbered(plan.requested, len(sources)), sources, strict=False):
+        target = policy.resolve_output(text, plan.base_dir, create_dirs=True)
         data = images.encode_for_suffix(source.read_bytes(), target.suffix)
-        written.append(str(safe_write(target, data, overwrite=overwrite)))
+        written.append(str(safe_write(target, data, overwrite=plan.overwrite)))
     return written
 
 
-def saver(services: Services, output_path: str | None, overwrite: bool) -> Any:
-    """A job finalizer writing the results to ``output_path`` once (None without a path)."""
-    if output_path is None:
+def saver(services: Services, plan: OutputPlan | None) -> Any:
+    """A job finalizer writing the results as ``plan`` says, once (None without a plan)."""
+    if plan is None:
         return None
     lock = asyncio.Lock()
     done: list[str | None] = []
@@ -162,9 +202,7 @@ def saver(services: Services, output_path: str | None, overwrite: bool) -> Any:
         async with lock:
             if not done:
                 try:
-                    done.extend(
-                        await asyncio.to_thread(_write_outputs, services, output_path, sources, overwrite)
-                    )
+                    done.extend(await asyncio.to_thread(_write_outputs, services, plan, sources))
                 except (PathRejected, images.ImageRejected, OSError) as exc:
                     job.meta["save_error"] = str(exc)
                     done.extend([None] * len(sources))
@@ -230,7 +268,7 @@ def register(mcp: MCPServer, services: Services) -> None:
 
     async def generate_image(p: params.GenerateImageParams, ctx: Context) -> CallToolResult:
         model, loras = check_names(services, p)
-        plan_outputs(services, p.output_path, p.batch_size, p.overwrite)
+        plan = await plan_outputs(services, ctx, p.output_path, p.batch_size, p.overwrite)
         seed = params.resolve_seed(p.seed)
         values = {**p.slot_values(), "model": model, "seed": seed}
         meta = {
@@ -243,7 +281,7 @@ def register(mcp: MCPServer, services: Services) -> None:
             "cfg_scale": p.cfg_scale,
             "sampler": p.sampler,
             "scheduler": p.scheduler,
-            "finalize": saver(services, p.output_path, p.overwrite),
+            "finalize": saver(services, plan),
         }
         summary = summarize([("prompt", p.prompt[:60]), ("size", f"{p.width}x{p.height}"), ("seed", seed)])
         return await run_template(
@@ -259,7 +297,7 @@ def register(mcp: MCPServer, services: Services) -> None:
 
     async def img2img(p: params.Img2ImgParams, ctx: Context) -> CallToolResult:
         model, loras = check_names(services, p)
-        plan_outputs(services, p.output_path, p.batch_size, p.overwrite)
+        plan = await plan_outputs(services, ctx, p.output_path, p.batch_size, p.overwrite)
         staged = await stage(services, p.input_image, models.limits)
         width, height = p.width or staged.width, p.height or staged.height
         try:
@@ -280,7 +318,7 @@ def register(mcp: MCPServer, services: Services) -> None:
                 "width": staged.width,
                 "height": staged.height,
             },
-            "finalize": saver(services, p.output_path, p.overwrite),
+            "finalize": saver(services, plan),
         }
         summary = summarize([("prompt", p.prompt[:60]), ("denoise", p.denoise), ("seed", seed)])
         return await run_template(
@@ -310,7 +348,7 @@ def register(mcp: MCPServer, services: Services) -> None:
                 )
         except params.ParamRejected as exc:
             raise ToolError(str(exc)) from None
-        plan_outputs(services, p.output_path, 1, p.overwrite)
+        plan = await plan_outputs(services, ctx, p.output_path, 1, p.overwrite)
         staged = await stage(services, p.input_image, models.limits)
         meta = {
             "upscale_model": upscaler,
@@ -320,7 +358,7 @@ def register(mcp: MCPServer, services: Services) -> None:
                 "width": staged.width,
                 "height": staged.height,
             },
-            "finalize": saver(services, p.output_path, p.overwrite),
+            "finalize": saver(services, plan),
         }
         summary = summarize([("image", staged.source), ("model", upscaler)])
         values = {"image": staged.name, "upscale_model": upscaler}

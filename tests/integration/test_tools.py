@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, ImageContent, ResourceLink
+from mcp.types import CallToolResult, ImageContent, ListRootsResult, ResourceLink, Root
 from PIL import Image
+from pydantic import FileUrl
 
 from testbed.mcp_client import connect
 from testbed.server import ComfyServer
@@ -259,3 +260,33 @@ async def test_a_nan_cfg_never_reaches_comfyui(comfy: ComfyServer) -> None:
         else:
             assert result.is_error and "cfg_scale" in text(result)
     assert len(comfy.get_json("/history")) == history_before  # type: ignore[arg-type]
+
+
+async def test_relative_output_paths_land_in_the_clients_first_root(
+    comfy: ComfyServer, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+
+    async def roots(_context: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=FileUrl(project.as_uri()), name="project")])
+
+    async with connect("streamable-2025", comfy.url, list_roots_callback=roots) as client:
+        data = ok(await client.call_tool("generate_image", args(output_path="assets/hero.png")))
+    saved = Path(data["images"][0]["saved_path"])
+    assert saved == (project / "assets" / "hero.png").resolve()
+    with Image.open(saved) as im:
+        assert im.size == (64, 64)
+
+
+async def test_a_client_root_at_the_filesystem_root_allows_nothing(
+    comfy: ComfyServer, tmp_path: Path
+) -> None:
+    async def roots(_context: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=FileUrl("file:///"), name="everything")])
+
+    target = tmp_path / "x.png"
+    async with connect("streamable-2025", comfy.url, list_roots_callback=roots) as client:
+        result = await client.call_tool("generate_image", args(output_path=str(target)))
+    assert result.is_error and "Allowed folders" in text(result)
+    assert not target.exists()
