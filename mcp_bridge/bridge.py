@@ -19,7 +19,7 @@ from . import (
     transport,
 )
 from .jobs import JobRegistry
-from .params import make_models
+from .params import Defaults, Limits, ParamModels, make_models
 from .runner import JobRunner
 from .services import Services
 from .version import __version__
@@ -53,8 +53,26 @@ def build_services(server: Any) -> Services:
         runner=runner,
         settings=settings,
         templates=templates,
-        param_models=make_models(),
+        param_models=param_models(settings),
     )
+
+
+def param_models(settings: config.Settings) -> ParamModels:
+    """The tools' input models with the configured limits and defaults (built-in ones if those clash)."""
+    try:
+        limits = Limits(max_side=settings.max_side, max_pixels=settings.max_pixels)
+        defaults = Defaults(
+            width=settings.default_width,
+            height=settings.default_height,
+            steps=settings.default_steps,
+            cfg_scale=settings.default_cfg_scale,
+            sampler=settings.default_sampler,
+            scheduler=settings.default_scheduler,
+        )
+        return make_models(limits, defaults)
+    except ValueError as exc:
+        log.error("comfyui-mcp-bridge: generation limits/defaults ignored: %s", exc)
+        return make_models()
 
 
 def install(server: Any) -> None:

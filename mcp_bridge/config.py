@@ -111,6 +111,38 @@ class Settings:
             "ComfyUI listens on loopback; a filesystem root or a bare home folder never counts)."
         },
     )
+    default_width: int = field(
+        default=512, metadata={"doc": "Width when a call gives none.", "min": 64, "max": 16384}
+    )
+    default_height: int = field(
+        default=768, metadata={"doc": "Height when a call gives none.", "min": 64, "max": 16384}
+    )
+    default_steps: int = field(
+        default=28, metadata={"doc": "Sampler steps when a call gives none.", "min": 1, "max": 10000}
+    )
+    default_cfg_scale: float = field(
+        default=7.0, metadata={"doc": "CFG scale when a call gives none.", "min": 0.0, "max": 30.0}
+    )
+    default_sampler: str = field(
+        default="euler_ancestral", metadata={"doc": "Sampler when a call gives none."}
+    )
+    default_scheduler: str = field(default="normal", metadata={"doc": "Scheduler when a call gives none."})
+    max_side: int = field(
+        default=2048,
+        metadata={
+            "doc": "Largest width or height a call may ask for (pixels, multiple of 8).",
+            "min": 64,
+            "max": 16384,
+        },
+    )
+    max_pixels: int = field(
+        default=2048 * 2048,
+        metadata={
+            "doc": "Largest width x height x batch_size of one call.",
+            "min": 4096,
+            "max": 16384 * 16384,
+        },
+    )
     default_model: str = field(
         default="",
         metadata={"doc": "Checkpoint used when a call names none (empty: the first one installed)."},

@@ -312,8 +312,14 @@ async def test_the_hook_never_raised_into_comfyui(comfy: ComfyServer) -> None:
 async def test_past_the_wait_bound_a_call_returns_its_job_and_wait_job_finishes_the_story(
     comfy: ComfyServer, comfy_factory: Callable[..., ComfyServer]
 ) -> None:
-    server = comfy_factory(comfy.version, env={"COMFYUI_MCP_CALL_WAIT_S": "1"})
+    env = {"COMFYUI_MCP_CALL_WAIT_S": "1", "COMFYUI_MCP_DEFAULT_STEPS": "3", "COMFYUI_MCP_MAX_SIDE": "1024"}
+    server = comfy_factory(comfy.version, env=env)
     async with connect("streamable-2026", server.url) as client:
+        # Settings from the environment reach the advertised schema too.
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        width = tools["generate_image"].input_schema["properties"]["width"]
+        assert width["maximum"] == 1024
+        assert tools["generate_image"].input_schema["properties"]["steps"]["default"] == 3
         first = await client.call_tool("generate_image", gen_args(steps=20, size=128))
         assert not first.is_error, text(first)
         pending = first.structured_content
