@@ -219,8 +219,13 @@ class AsgiExchange:
         return self.response
 
     async def _simple(self, status: int, body: bytes) -> None:
-        await self.send({"type": "http.response.start", "status": status,
-                         "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
         await self.send({"type": "http.response.body", "body": body})
 
 

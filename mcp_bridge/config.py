@@ -145,11 +145,11 @@ class Settings:
     )
     default_model: str = field(
         default="",
-        metadata={"doc": "Checkpoint used when a call names none (empty: the first one installed)."},
+        metadata={"doc": "Checkpoint used when a call names none (empty: the only one installed; with several, calls must name one)."},
     )
     debug_tools: bool = field(
         default=False,
-        metadata={"doc": "Expose diagnostic tools (debug_sleep) used by the test suite. Keep off."},
+        metadata={"doc": "Expose diagnostic tools used by the test suite (debug_run_workflow queues raw workflows). Keep off."},
     )
 
 

@@ -9,6 +9,7 @@ sees the message (any other exception reaches the client only as "Error executin
 from __future__ import annotations
 
 import asyncio
+import functools
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
@@ -45,6 +46,7 @@ class ServerInfo(BaseModel):
     mcp_sdk_version: str = Field(description="Version of the MCP Python SDK serving this connection")
 
 
+@functools.cache
 def _sdk_version() -> str:
     try:
         return package_version("mcp")

@@ -312,29 +312,40 @@ class Policy:
     ) -> Rejection | None:
         """Apply rules 1–4 to a request; None when it may proceed."""
         if not self.host_allowed(headers.get("Host"), local_ip):
-            return Rejection(421, "host", "Invalid Host header: this name is not allowed for the MCP "
-                             "endpoint (add it to the extra_allowed_hosts setting if it is yours)")
+            return Rejection(
+                421,
+                "host",
+                "Invalid Host header: this name is not allowed for the MCP "
+                "endpoint (add it to the extra_allowed_hosts setting if it is yours)",
+            )
         origin = headers.get("Origin")
         verdict = self.origin_verdict(origin, local_ip) if origin is not None else None
         if verdict == "refused":
-            return Rejection(403, "origin", "Origin not allowed for the MCP endpoint (see the "
-                             "extra_allowed_origins setting)")
+            return Rejection(
+                403,
+                "origin",
+                "Origin not allowed for the MCP endpoint (see the extra_allowed_origins setting)",
+            )
         if headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site" and verdict != "explicit":
             return Rejection(403, "cross-site", "Cross-site requests are not allowed for the MCP endpoint")
         if needs_token and self.token_required:
             provided = bearer_token(headers)
             if provided is None:
-                return Rejection(401, "token-missing", "This MCP endpoint requires a bearer token "
-                                 "(Authorization: Bearer <token>)",
-                                 {"WWW-Authenticate": 'Bearer realm="comfyui-mcp-bridge"'})
+                return Rejection(
+                    401,
+                    "token-missing",
+                    "This MCP endpoint requires a bearer token (Authorization: Bearer <token>)",
+                    {"WWW-Authenticate": 'Bearer realm="comfyui-mcp-bridge"'},
+                )
             if not self.token_matches(provided):
                 challenge = 'Bearer realm="comfyui-mcp-bridge", error="invalid_token"'
                 return Rejection(401, "token-wrong", "Invalid bearer token", {"WWW-Authenticate": challenge})
         if method == "POST":
             ctype = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
             if ctype != "application/json":
-                return Rejection(400, "content-type", "MCP messages must be sent as Content-Type: "
-                                 "application/json")
+                return Rejection(
+                    400, "content-type", "MCP messages must be sent as Content-Type: application/json"
+                )
             length = headers.get("Content-Length")
             if length is not None and length.strip().isdigit() and int(length) > self.max_body_bytes:
                 return Rejection(413, "body-size", f"Request body larger than {self.max_body_bytes} bytes")

@@ -106,8 +106,9 @@ class _SessionManager(StreamableHTTPSessionManager):
         await super()._discard_session(session_id, transport)
 
 
-def _json_error(status: int, message: str, headers: dict[str, str] | None = None,
-                code: int = INVALID_REQUEST) -> web.Response:
+def _json_error(
+    status: int, message: str, headers: dict[str, str] | None = None, code: int = INVALID_REQUEST
+) -> web.Response:
     body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
     return web.Response(
         status=status,
@@ -252,7 +253,11 @@ class McpTransport:
         self._rate_log.warning(
             rejection.reason,
             "comfyui-mcp-bridge: refused %s %s from %s: %s (%d)",
-            request.method, request.path, request.remote, rejection.reason, rejection.status,
+            request.method,
+            request.path,
+            request.remote,
+            rejection.reason,
+            rejection.status,
         )
         headers = dict(rejection.headers)
         if rejection.reason not in ("host", "origin", "cross-site"):
@@ -339,8 +344,9 @@ class McpTransport:
             return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
         if self.registry.counters["sse_streams"] >= self.settings.max_sse_streams:
             self.registry.rejected("sse-limit")
-            return _json_error(503, f"Too many open SSE streams (limit {self.settings.max_sse_streams})",
-                               code=INTERNAL_ERROR)
+            return _json_error(
+                503, f"Too many open SSE streams (limit {self.settings.max_sse_streams})", code=INTERNAL_ERROR
+            )
         root_path = request.path[: -len("/mcp/sse")] if request.path.endswith("/mcp/sse") else ""
         tag = RequestTag(self.registry, None, request.remote)
         self.registry.add("sse_streams")
@@ -505,14 +511,21 @@ def create_transport(
     except ValueError as exc:
         unavailable = unavailable or f"invalid settings: {exc}"
         policy = security.build_policy(
-            listen=options.listen, port=options.port, tls=options.tls, cors_origin=options.cors_origin,
-            token=token, require_token_on_loopback=True,
+            listen=options.listen,
+            port=options.port,
+            tls=options.tls,
+            cors_origin=options.cors_origin,
+            token=token,
+            require_token_on_loopback=True,
         )
     if policy.token_required and token is None:
         unavailable = unavailable or f"the bearer token is required but unavailable ({token_problem})"
     if policy.token_required:
-        log.warning("comfyui-mcp-bridge: %s. Token file: %s", policy.exposure,
-                    security.token_path(options.user_directory))
+        log.warning(
+            "comfyui-mcp-bridge: %s. Token file: %s",
+            policy.exposure,
+            security.token_path(options.user_directory),
+        )
     else:
         log.info("comfyui-mcp-bridge: %s", policy.exposure)
     if unavailable:

@@ -63,7 +63,11 @@ fi
 log "tiny models"
 (cd "$root" && "$py" -m testbed.tiny_models "$cache/models")
 
-# 5. Chromium for browser tests.
+# 5. Node MCP clients for the third-party client tests (TypeScript SDK, mcp-remote), from the lock.
+log "node clients"
+bash "$root/tests/js/install.sh"
+
+# 6. Chromium for browser tests.
 if [ "${BROWSER:-1}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   log "Debian chromium"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

@@ -1,0 +1,215 @@
+"""The MCP gate inside a real ComfyUI (security.md §6 rows 16–20), under both of its middleware stacks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from _mcp_clients import WAYS, connect
+from mcp import Client
+
+from testbed.server import ComfyServer
+
+pytestmark = pytest.mark.anyio
+
+ACCEPT = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+ROUTES = [
+    ("POST", "/mcp"),
+    ("POST", "/api/mcp"),
+    ("GET", "/mcp"),
+    ("DELETE", "/mcp"),
+    ("GET", "/mcp/sse"),
+    ("GET", "/api/mcp/sse"),
+    ("POST", "/mcp/messages?session_id=" + "0" * 32),
+    ("POST", "/api/mcp/messages?session_id=" + "0" * 32),
+]
+
+
+async def http(
+    server: ComfyServer,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[int, Any, bytes]:
+    """One raw request through 127.0.0.1 (streams are not read: status and headers matter here)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.request(
+            method,
+            server.url + path,
+            headers=headers or {},
+            data=body,
+            skip_auto_headers=["Content-Type"],
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as resp:
+            data = b"" if resp.content_type == "text/event-stream" else await resp.read()
+            return resp.status, resp.headers, data
+
+
+async def counts(server: ComfyServer, token: str | None = None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    status, _, body = await http(server, "GET", "/mcp-bridge/sessions", headers)
+    assert status == 200
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def token_of(server: ComfyServer) -> str:
+    return (server.user_dir / "comfyui-mcp-bridge.token").read_text().strip()
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_foreign_hosts_and_origins_are_refused_and_nothing_happens(
+    comfy: ComfyServer, method: str, path: str
+) -> None:
+    before = await counts(comfy)
+    cases = [
+        ({"Host": "evil.example"}, 421),
+        ({"Host": f"attacker.com:{comfy.port}"}, 421),
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+    ]
+    for headers, status in cases:
+        got, _, _ = await http(
+            comfy, method, path, {**ACCEPT, **headers}, b"{}" if method == "POST" else None
+        )
+        assert got == status, headers
+    after = await counts(comfy)
+    assert after["counts"]["requests_total"] == before["counts"]["requests_total"]  # the SDK never saw them
+    assert after["counts"]["sessions"] <= before["counts"]["sessions"]
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/messages?session_id=" + "0" * 32])
+@pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_posts_must_be_json(comfy: ComfyServer, path: str, ctype: str | None) -> None:
+    headers = {"Content-Type": ctype} if ctype else {}
+    got, _, _ = await http(comfy, "POST", path, headers, json.dumps(INIT).encode())
+    assert got == 400
+
+
+async def test_an_oversized_body_gets_413(comfy: ComfyServer) -> None:
+    before = await counts(comfy)
+    cap = before["limits"]["max_body_bytes"]
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "pad": "' + b"a" * cap + b'"}'
+    got, _, _ = await http(comfy, "POST", "/mcp", ACCEPT, body)
+    assert got == 413
+    assert (await counts(comfy))["counts"]["sessions"] <= before["counts"]["sessions"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"not json", -32700),
+        (b'[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]', -32602),
+        (b"{}", -32602),
+        (b'{"id": 1, "method": "initialize"}', -32602),
+    ],
+    ids=["not-json", "batch", "empty-object", "no-jsonrpc"],
+)
+async def test_malformed_json_rpc_is_a_400_with_a_json_rpc_error(
+    comfy: ComfyServer, body: bytes, code: int
+) -> None:
+    tracebacks = comfy.log_text().count("Traceback")
+    before = await counts(comfy)
+    got, _, data = await http(comfy, "POST", "/mcp", ACCEPT, body)
+    assert got == 400
+    assert json.loads(data)["error"]["code"] == code
+    assert comfy.log_text().count("Traceback") == tracebacks
+    assert (await counts(comfy))["counts"]["sessions"] <= before["counts"]["sessions"]
+
+
+async def test_an_unknown_method_gets_method_not_found(comfy: ComfyServer) -> None:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    headers = {**ACCEPT, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "no/such"}
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "no/such", "params": {"_meta": meta}}).encode()
+    got, _, data = await http(comfy, "POST", "/mcp", headers, body)
+    assert got == 404 and json.loads(data)["error"]["code"] == -32601
+
+
+async def test_unknown_session_ids_get_404(comfy: ComfyServer) -> None:
+    ping = b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}'
+    headers = {**ACCEPT, "Mcp-Session-Id": "f" * 32, "MCP-Protocol-Version": "2025-11-25"}
+    got, _, _ = await http(comfy, "POST", "/mcp", headers, ping)
+    assert got == 404
+    got, _, _ = await http(comfy, "POST", "/mcp/messages?session_id=" + "a" * 32, ACCEPT, ping)
+    assert got == 404
+
+
+async def test_listening_on_all_interfaces_requires_the_token(comfy: ComfyServer, comfy_factory: Any) -> None:
+    """ComfyUI with --listen 0.0.0.0 (reached through 127.0.0.1 only): no token, no MCP."""
+    exposed: ComfyServer = comfy_factory(comfy.version, listen="0.0.0.0")  # noqa: S104 - the case under test
+    token = token_of(exposed)
+    query = f"token={token}&access_token={token}"
+    for method, path in ROUTES:
+        body = b"{}" if method == "POST" else None
+        got, headers, _ = await http(exposed, method, path, ACCEPT, body)
+        assert got == 401 and headers["WWW-Authenticate"].startswith("Bearer"), path
+        sep = "&" if "?" in path else "?"
+        got, _, _ = await http(exposed, method, path + sep + query, ACCEPT, body)
+        assert got == 401, "a token in the query string must never be accepted"
+        got, headers, _ = await http(
+            exposed, method, path, {**ACCEPT, "Authorization": "Bearer " + "x" * 43}, body
+        )
+        assert got == 401 and "invalid_token" in headers["WWW-Authenticate"]
+    status, _, _ = await http(exposed, "GET", "/mcp-bridge/sessions")
+    assert status == 401
+    assert token not in exposed.log_text()
+    for kind in WAYS:
+        client: Client
+        async with connect(kind, exposed.url, token) as client:
+            result = await client.call_tool("get_server_info", {})
+            assert not result.is_error
+
+
+async def test_with_cors_enabled_we_answer_preflights_and_label_streams(
+    comfy: ComfyServer, comfy_factory: Any
+) -> None:
+    """--enable-cors-header: ComfyUI's own CORS middleware cannot reach streamed responses; ours does."""
+    origin = "https://app.example"
+    server: ComfyServer = comfy_factory(comfy.version, extra_args=["--enable-cors-header", origin])
+    token = token_of(server)
+    preflight = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version, mcp-session-id",
+    }
+    got, headers, _ = await http(server, "OPTIONS", "/api/mcp", preflight)
+    assert got == 204
+    assert headers["Access-Control-Allow-Origin"] == origin
+    assert "mcp-session-id" in headers["Access-Control-Allow-Headers"]
+    got, headers, _ = await http(server, "OPTIONS", "/mcp", {**preflight, "Origin": "https://evil.example"})
+    assert got == 403
+
+    got, _, _ = await http(server, "POST", "/mcp", {**ACCEPT, "Origin": origin}, json.dumps(INIT).encode())
+    assert got == 401  # CORS exposes ComfyUI to every site: the token is mandatory
+
+    auth = {**ACCEPT, "Origin": origin, "Sec-Fetch-Site": "cross-site", "Authorization": f"Bearer {token}"}
+    got, headers, _ = await http(server, "POST", "/mcp", auth, json.dumps(INIT).encode())
+    assert got == 200
+    assert headers["Access-Control-Allow-Origin"] == origin
+    assert "Mcp-Session-Id" in headers["Access-Control-Expose-Headers"]
+    got, headers, _ = await http(
+        server, "GET", "/mcp/sse", {"Origin": origin, "Authorization": f"Bearer {token}"}
+    )
+    assert got == 200 and headers["Access-Control-Allow-Origin"] == origin
+    got, _, _ = await http(
+        server, "GET", "/mcp/sse", {"Origin": "https://evil.example", "Authorization": f"Bearer {token}"}
+    )
+    assert got == 403
