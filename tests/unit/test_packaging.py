@@ -1,0 +1,62 @@
+"""Packaging promises: one set of runtime dependencies, one version, documented settings, safe runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import tomllib
+
+from mcp_bridge import config
+from mcp_bridge.version import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_requirements_txt_lists_exactly_the_pyproject_dependencies() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines == PYPROJECT["project"]["dependencies"]
+    assert all(not line.startswith("-") for line in lines), "ComfyUI-Manager installs one specifier per line"
+
+
+def test_the_package_version_matches_pyproject() -> None:
+    assert __version__ == PYPROJECT["project"]["version"]
+
+
+def test_the_registry_metadata_is_complete() -> None:
+    project, comfy = PYPROJECT["project"], PYPROJECT["tool"]["comfy"]
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]{0,99}", project["name"])
+    assert isinstance(project["license"], dict)
+    assert project["urls"]["Repository"]
+    for key in ("PublisherId", "DisplayName", "Icon", "includes", "requires-comfyui"):
+        assert comfy[key], key
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [f.name for f in dataclasses.fields(config.Settings) if f"`{f.name}`" not in readme]
+    assert not missing
+
+
+def test_the_runtime_package_never_installs_or_executes_code() -> None:
+    pattern = re.compile(r"subprocess|pip install|os\.system|\beval\(|\bexec\(")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in [ROOT / "__init__.py", *(ROOT / "mcp_bridge").glob("*.py")]
+        if pattern.search(path.read_text())
+    ]
+    assert not offenders
+
+
+def test_only_the_adapter_imports_comfyui() -> None:
+    pattern = re.compile(
+        r"^\s*(import|from) (server|execution|folder_paths|nodes|comfy(\.|\s)|comfyui_version)", re.M
+    )
+    importers = sorted(p.name for p in (ROOT / "mcp_bridge").glob("*.py") if pattern.search(p.read_text()))
+    assert importers == ["adapter.py"]
