@@ -103,6 +103,7 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     tools_jobs.register(mcp, services)
     if settings.debug_tools:
         tools_debug.register(mcp, services)
+    mcp_server.compact_tool_schemas(mcp)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=config_error)
     transport.add_routes(server.routes, server.app, mcp_transport)
     server.app.on_shutdown.append(mcp_transport.shutdown)

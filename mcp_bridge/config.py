@@ -145,11 +145,17 @@ class Settings:
     )
     default_model: str = field(
         default="",
-        metadata={"doc": "Checkpoint used when a call names none (empty: the only one installed; with several, calls must name one)."},
+        metadata={
+            "doc": "Checkpoint used when a call names none (empty: the only one installed; with several, "
+            "calls must name one)."
+        },
     )
     debug_tools: bool = field(
         default=False,
-        metadata={"doc": "Expose diagnostic tools used by the test suite (debug_run_workflow queues raw workflows). Keep off."},
+        metadata={
+            "doc": "Expose diagnostic tools used by the test suite (debug_run_workflow queues raw "
+            "workflows). Keep off."
+        },
     )
 
 

@@ -93,3 +93,27 @@ def create_mcp_server(settings: Settings | None = None) -> MCPServer:
             raise ToolError(message)
 
     return mcp
+
+
+def _drop_titles(schema: object) -> None:
+    # Pydantic gives every property a "title" derived from its name: pure repetition for an AI reader.
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for prop in props.values():
+                if isinstance(prop, dict):
+                    prop.pop("title", None)
+        schema.pop("title", None)
+        for value in schema.values():
+            _drop_titles(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _drop_titles(item)
+
+
+def compact_tool_schemas(mcp: MCPServer) -> None:
+    """Trim the advertised schemas of every registered tool (``tools/list`` costs the AI's context)."""
+    for tool in mcp._tool_manager.list_tools():  # noqa: SLF001 - schemas are only reachable here
+        _drop_titles(tool.parameters)
+        if tool.fn_metadata.output_schema is not None:
+            _drop_titles(tool.fn_metadata.output_schema)
