@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -51,6 +52,16 @@ def _write_model_paths(path: Path) -> None:
         "upscale_models": "upscale_models",
     }
     path.write_text(json.dumps({"tiny_models": section}, indent=2))
+
+
+def _detach_and_follow_parent() -> None:
+    # In the child before exec: its own session (SIGTERM reaches the whole group, a shell's SIGINT does
+    # not), and on Linux a SIGTERM when the process that started it dies, so no server outlives a
+    # killed test run.
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class ComfyServer:
@@ -144,7 +155,7 @@ class ComfyServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # own process group: SIGTERM reaches it, SIGINT from a shell does not
+            preexec_fn=_detach_and_follow_parent,  # noqa: PLW1509 - no threads are started before this
         )
         self._wait_ready(timeout)
         return self
