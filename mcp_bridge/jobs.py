@@ -206,8 +206,10 @@ class JobRegistry:
         return job
 
     def discard(self, job_id: str) -> None:
-        """Forget a job that never reached the queue (ComfyUI refused its prompt)."""
-        self._jobs.pop(job_id, None)
+        """Forget a job that never reached the queue (ComfyUI refused its prompt); observers see it go."""
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self._changed(job)
 
     def on_event(self, event: str, data: dict[str, Any]) -> None:
         """Apply one ComfyUI event (called on the event loop)."""

@@ -230,14 +230,18 @@ def check_output_folder(text: object) -> str:
     It must be an absolute path to an existing folder, and not a filesystem root, a home folder or
     an ancestor of one (the same rules the tools apply to their roots). Raises :class:`Refused`.
     """
+    if not isinstance(text, str):
+        raise Refused(400, "Folder refused: the folder must be given as a string")
+    folder = text.rstrip("/\\")
+    if text.strip() and not folder:
+        raise Refused(400, "Folder refused: a filesystem root is never an allowed folder")
     try:
-        absolute, _names = paths.check_path_text(text, None)
+        absolute, _names = paths.check_path_text(folder, None)
     except paths.PathRejected as exc:
         raise Refused(400, f"Folder refused: {exc.reason}") from None
-    assert isinstance(text, str)
     if not absolute:
         raise Refused(400, "Folder refused: give the full path of the folder (starting with /)")
-    given = os.path.abspath(text)
+    given = os.path.abspath(folder)
     policy = paths.PathPolicy([given])
     if policy.ignored:
         raise Refused(400, f"Folder refused: {policy.ignored[0][1]}")
@@ -358,6 +362,10 @@ class Panel:
         self.pusher.close()
 
     def _job_changed(self, job: Job) -> None:
+        if self.services.registry.get(job.id) is not job:  # discarded: ComfyUI refused its prompt
+            self._pushed_states.pop(job.id, None)
+            self.pusher.push("job:" + job.id, "job", lambda: self._removed_event(job.id), urgent=True)
+            return
         state = job.state.value
         urgent = self._pushed_states.get(job.id) != state
         if job.state.finished:
@@ -372,6 +380,9 @@ class Panel:
             "active": len(self.services.registry.active()),
             "server_time": time.time(),
         }
+
+    def _removed_event(self, job_id: str) -> dict[str, Any]:
+        return {"removed": job_id, "active": len(self.services.registry.active()), "server_time": time.time()}
 
     def _sessions_changed(self, event: str, _payload: dict[str, Any]) -> None:
         self.pusher.push("sessions", "sessions", self._sessions_event, urgent=event in ("opened", "closed"))
@@ -518,9 +529,11 @@ class Panel:
         was_required = self._policy.token_required
         self._policy.token = token  # from now on only the new token opens the MCP routes
         disconnected = await self.transport.close_sessions() if was_required else 0
-        self.pusher.push("token", "token", lambda: {"changed": time.time()}, urgent=True)
+        rotation = secrets.token_hex(8)  # lets the tab that asked tell its own change from others'
+        self.pusher.push("token", "token", lambda: {"rotation": rotation}, urgent=True)
         return web.json_response(
-            {"token": token, "required": was_required, "disconnected": disconnected}, headers=_NO_STORE
+            {"token": token, "required": was_required, "disconnected": disconnected, "rotation": rotation},
+            headers=_NO_STORE,
         )
 
     def _rotate_token_file(self) -> str:

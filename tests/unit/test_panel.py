@@ -1,0 +1,267 @@
+"""The panel backend's pure parts: throttled pushes, the same-origin rule, token file, folder checks."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import stat
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mcp_bridge import panel
+from mcp_bridge.adapter import ServerOptions
+from mcp_bridge.config import Settings
+from mcp_bridge.jobs import JobRegistry
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_pusher(interval: float = 0.25) -> tuple[panel.Pusher, list[tuple[str, Any]], FakeClock]:
+    sent: list[tuple[str, Any]] = []
+    clock = FakeClock()
+    pusher = panel.Pusher(
+        lambda event, data: sent.append((event, data)), asyncio.get_running_loop(), interval, clock
+    )
+    return pusher, sent, clock
+
+
+async def flush_timers(pusher: panel.Pusher) -> None:
+    """Run the pending delayed sends now (instead of waiting for their timers)."""
+    for subject in list(pusher._timers):
+        pusher._timers[subject].cancel()
+        pusher._flush(subject)
+
+
+def test_a_quiet_subject_is_sent_at_once() -> None:
+    async def run() -> list[tuple[str, Any]]:
+        pusher, sent, _clock = make_pusher()
+        pusher.push("job:1", "job", lambda: {"progress": 0.1})
+        pusher.push("job:2", "job", lambda: {"progress": 0.2})
+        return sent
+
+    assert asyncio.run(run()) == [
+        ("mcp_bridge.job", {"progress": 0.1}),
+        ("mcp_bridge.job", {"progress": 0.2}),
+    ]
+
+
+def test_a_burst_is_coalesced_into_one_delayed_send_of_the_latest_state() -> None:
+    async def run() -> tuple[list[tuple[str, Any]], int]:
+        pusher, sent, clock = make_pusher()
+        pusher.push("job:1", "job", lambda: {"step": 0})
+        for step in range(1, 50):
+            clock.now += 0.001
+            pusher.push("job:1", "job", lambda step=step: {"step": step})
+        pending = len(pusher._timers)
+        await flush_timers(pusher)
+        return sent, pending
+
+    sent, pending = asyncio.run(run())
+    assert pending == 1
+    assert sent == [("mcp_bridge.job", {"step": 0}), ("mcp_bridge.job", {"step": 49})]
+
+
+def test_the_delayed_send_fires_by_itself_when_the_interval_ends() -> None:
+    async def run() -> list[tuple[str, Any]]:
+        sent: list[tuple[str, Any]] = []
+        done = asyncio.Event()
+
+        def send(event: str, data: Any) -> None:
+            sent.append((event, data))
+            if len(sent) == 2:
+                done.set()
+
+        pusher = panel.Pusher(send, asyncio.get_running_loop(), interval=0.02)
+        pusher.push("s", "sessions", lambda: 1)
+        pusher.push("s", "sessions", lambda: 2)
+        await asyncio.wait_for(done.wait(), 5)
+        return sent
+
+    assert asyncio.run(run()) == [("mcp_bridge.sessions", 1), ("mcp_bridge.sessions", 2)]
+
+
+def test_an_urgent_change_goes_out_at_once_and_replaces_the_pending_one() -> None:
+    async def run() -> tuple[list[tuple[str, Any]], int]:
+        pusher, sent, clock = make_pusher()
+        pusher.push("job:1", "job", lambda: "queued")
+        clock.now += 0.01
+        pusher.push("job:1", "job", lambda: "progress")
+        clock.now += 0.01
+        pusher.push("job:1", "job", lambda: "succeeded", urgent=True)
+        return sent, len(pusher._timers)
+
+    sent, timers = asyncio.run(run())
+    assert [data for _, data in sent] == ["queued", "succeeded"]
+    assert timers == 0
+
+
+@pytest.mark.parametrize("bad", [object(), {"x": math.nan}, {"x": {1, 2}}, {1j: "key"}], ids=repr)
+def test_a_payload_that_is_not_json_is_dropped_and_never_reaches_comfyui(bad: object) -> None:
+    async def run() -> list[tuple[str, Any]]:
+        pusher, sent, clock = make_pusher()
+        pusher.push("a", "job", lambda: bad)
+        clock.now += 1
+        pusher.push("a", "job", lambda: {"ok": True})
+        return sent
+
+    assert asyncio.run(run()) == [("mcp_bridge.job", {"ok": True})]
+
+
+def test_a_failing_builder_or_sender_never_raises_into_the_caller() -> None:
+    async def run() -> None:
+        def boom() -> Any:
+            raise RuntimeError("bug")
+
+        pusher = panel.Pusher(lambda e, d: boom(), asyncio.get_running_loop())
+        pusher.push("a", "job", boom)
+        pusher.push("b", "job", lambda: 1)
+
+    asyncio.run(run())
+
+
+def test_the_payload_sent_is_a_fresh_copy() -> None:
+    async def run() -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+        pusher, sent, _ = make_pusher()
+        original = {"outputs": [{"filename": "a.png"}]}
+        pusher.push("a", "job", lambda: original)
+        return original, sent
+
+    original, sent = asyncio.run(run())
+    original["outputs"][0]["filename"] = "changed"
+    assert sent[0][1] == {"outputs": [{"filename": "a.png"}]}
+
+
+def test_a_push_from_another_thread_is_sent_on_the_loop() -> None:
+    async def run() -> tuple[bool, Any]:
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+        seen: list[tuple[bool, Any]] = []
+
+        def send(event: str, data: Any) -> None:
+            seen.append((threading.current_thread() is threading.main_thread(), data))
+            arrived.set()
+
+        pusher = panel.Pusher(send, loop)
+        thread = threading.Thread(target=pusher.push, args=("a", "job", lambda: "from thread"))
+        thread.start()
+        await asyncio.wait_for(arrived.wait(), 5)
+        thread.join()
+        return seen[0]
+
+    assert asyncio.run(run()) == (True, "from thread")
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "same"),
+    [
+        ("http://127.0.0.1:8188", "127.0.0.1:8188", True),
+        ("http://LOCALHOST:8188", "localhost:8188", True),
+        ("https://comfy.example", "comfy.example", True),
+        ("https://comfy.example:443", "comfy.example", True),
+        ("http://comfy.example", "comfy.example:80", True),
+        ("http://[::1]:8188", "[::1]:8188", True),
+        ("http://127.0.0.1:8189", "127.0.0.1:8188", False),
+        ("http://localhost:8188", "127.0.0.1:8188", False),
+        ("https://comfy.example", "comfy.example:80", False),
+        ("null", "127.0.0.1:8188", False),
+        ("file://", "127.0.0.1:8188", False),
+        ("http://user@127.0.0.1:8188", "127.0.0.1:8188", False),
+        ("http://127.0.0.1:8188/path", "127.0.0.1:8188", False),
+        ("http://127.0.0.1:99999", "127.0.0.1:99999", False),
+        ("", "127.0.0.1:8188", False),
+    ],
+)
+def test_same_origin_compares_host_and_port(origin: str, host: str, same: bool) -> None:
+    assert panel.same_origin(origin, host) is same
+
+
+def test_a_new_token_replaces_the_file_with_owner_only_permissions(tmp_path: Path) -> None:
+    first = panel.write_new_token(tmp_path)
+    second = panel.write_new_token(tmp_path)
+    path = tmp_path / "comfyui-mcp-bridge.token"
+    assert first != second and len(second) >= 32
+    assert path.read_text().strip() == second
+    if os.name == "posix":
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_a_new_token_replaces_a_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "comfyui-mcp-bridge.token").symlink_to(victim)
+    panel.write_new_token(tmp_path)
+    assert victim.read_text() == "keep me"
+    assert not (tmp_path / "comfyui-mcp-bridge.token").is_symlink()
+
+
+def test_an_output_folder_is_accepted_in_its_absolute_form(tmp_path: Path) -> None:
+    assert panel.check_output_folder(str(tmp_path)) == str(tmp_path)
+    assert panel.check_output_folder(str(tmp_path) + "/") == str(tmp_path)
+    assert panel.check_output_folder(str(tmp_path) + "/./") == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "   ", "/", "//", "relative/dir", "~", "/root/../etc", "/nonexistent-mcpb-folder", 3, None],
+)
+def test_unusable_output_folders_are_refused(value: object) -> None:
+    with pytest.raises(panel.Refused) as caught:
+        panel.check_output_folder(value)
+    assert caught.value.status == 400 and caught.value.message.startswith("Folder refused")
+
+
+def test_home_and_its_ancestors_are_refused() -> None:
+    home = Path.home()
+    for folder in (home, *home.parents):
+        with pytest.raises(panel.Refused):
+            panel.check_output_folder(str(folder))
+
+
+def _panel(tmp_path: Path, sent: list[tuple[str, Any]]) -> tuple[panel.Panel, JobRegistry]:
+    registry = JobRegistry()
+    services = SimpleNamespace(registry=registry, settings=Settings(), runner=None, comfy=None)
+    options = ServerOptions(
+        listen="127.0.0.1", port=8188, tls=False, cors_origin=None, user_directory=str(tmp_path)
+    )
+    board = panel.Panel(services, None, options, lambda e, d: sent.append((e, d)), asyncio.get_running_loop())
+    board.observe()
+    return board, registry
+
+
+def test_job_changes_are_pushed_and_a_refused_job_is_removed(tmp_path: Path) -> None:
+    async def run() -> list[tuple[str, Any]]:
+        sent: list[tuple[str, Any]] = []
+        board, registry = _panel(tmp_path, sent)
+        prompt = {"1": {"class_type": "KSampler", "inputs": {}}}
+        registry.create("refused", "generate_image", prompt, "prompt='<b>x</b>'")
+        registry.discard("refused")
+        registry.create("ok", "generate_image", prompt)
+        registry.on_event("execution_start", {"prompt_id": "ok"})
+        for step in range(1, 30):
+            registry.on_event("progress", {"prompt_id": "ok", "node": "1", "value": step, "max": 30})
+        registry.on_done("ok", {"status": {"status_str": "success", "messages": []}, "outputs": {}})
+        board.close()
+        return sent
+
+    sent = asyncio.run(run())
+    assert all(event == "mcp_bridge.job" for event, _ in sent)
+    first, removed, *rest = (data for _, data in sent)
+    assert first["job"]["job_id"] == "refused" and first["job"]["summary"] == "prompt='<b>x</b>'"
+    assert removed["removed"] == "refused" and removed["active"] == 0
+    states = [data["job"]["state"] for data in rest]
+    # queued and running go out at once; the burst of 29 progress events is held back (throttled)
+    assert states == ["queued", "running", "succeeded"]
+    assert rest[-1]["active"] == 0
