@@ -4,7 +4,10 @@ ComfyUI imports this package from ``custom_nodes/``. It defines no nodes; it add
 ``PromptServer.instance`` and ships a status panel from ``js/``. Importing it outside ComfyUI is harmless.
 """
 
-from .mcp_bridge import install_into_comfyui
+try:
+    from .mcp_bridge import install_into_comfyui
+except ImportError:  # imported as a plain module (pytest does that to a repository root with __init__.py)
+    from mcp_bridge import install_into_comfyui
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

@@ -257,8 +257,27 @@ def save(settings: Settings, user_directory: str | os.PathLike[str]) -> Path:
     """Validate and write the settings file atomically; return its path."""
     validate(settings)
     path = settings_path(user_directory)
+    _write_atomically(path, json.dumps(to_dict(settings), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def update_file(user_directory: str | os.PathLike[str], changes: Mapping[str, Any]) -> Path:
+    """Change some keys of the settings file, keeping every other key as the person wrote it."""
+    path = settings_path(user_directory)
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        current = {}
+    if not isinstance(current, dict):
+        raise ConfigError(f"{path} must hold a JSON object of settings")
+    current.update(changes)
+    from_dict(current, source=str(path))  # validate before writing
+    _write_atomically(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_dict(settings), indent=2, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".comfyui-mcp-bridge.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -269,7 +288,6 @@ def save(settings: Settings, user_directory: str | os.PathLike[str]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 # -- internals -------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -198,29 +197,6 @@ def same_origin(origin: str, host: str) -> bool:
     return origin_host[0] == request_host[0] and (origin_host[1] or default) == (request_host[1] or default)
 
 
-# -- token file --------------------------------------------------------------------------------------
-
-
-def write_new_token(user_directory: str | os.PathLike[str]) -> str:
-    """Generate a new token and atomically replace the token file with it (mode 0600); return it."""
-    path = security.token_path(user_directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{security.TOKEN_FILE}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(token + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # replaces a symlink itself, never writes through it
-    finally:
-        tmp.unlink(missing_ok=True)
-    log.info("comfyui-mcp-bridge: generated a new MCP bearer token in %s", path)
-    return token
-
-
 # -- output folders ---------------------------------------------------------------------------------
 
 
@@ -255,30 +231,6 @@ def _same_folder(a: str, b: str) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except (OSError, RuntimeError):
         return False
-
-
-def _write_settings_file(user_directory: str, changes: dict[str, Any]) -> None:
-    """Update keys of the settings file, keeping every other key as the person wrote it."""
-    path = config.settings_path(user_directory)
-    try:
-        current = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        current = {}
-    if not isinstance(current, dict):
-        raise config.ConfigError(f"{path} must hold a JSON object of settings")
-    current.update(changes)
-    config.from_dict(current, source=str(path))  # validate before writing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".comfyui-mcp-bridge.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(current, indent=2, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- the panel ---------------------------------------------------------------------------------------
@@ -318,25 +270,18 @@ class Panel:
     def _fallback_policy(options: adapter.ServerOptions, services: Services) -> security.Policy:
         # Without a transport only the Host/Origin rules matter (there is no MCP token in use).
         settings = services.settings
+        common: dict[str, Any] = {
+            "listen": options.listen,
+            "port": options.port,
+            "tls": options.tls,
+            "cors_origin": options.cors_origin,
+            "token": None,
+            "require_token_on_loopback": settings.require_token_on_loopback,
+        }
         try:
-            return security.build_policy(
-                listen=options.listen,
-                port=options.port,
-                tls=options.tls,
-                cors_origin=options.cors_origin,
-                token=None,
-                require_token_on_loopback=settings.require_token_on_loopback,
-                extra_allowed_hosts=settings.extra_allowed_hosts,
-            )
-        except ValueError:
-            return security.build_policy(
-                listen=options.listen,
-                port=options.port,
-                tls=options.tls,
-                cors_origin=options.cors_origin,
-                token=None,
-                require_token_on_loopback=settings.require_token_on_loopback,
-            )
+            return security.build_policy(**common, extra_allowed_hosts=settings.extra_allowed_hosts)
+        except ValueError:  # a malformed extra host name: the built-in names still apply
+            return security.build_policy(**common)
 
     # -- wiring --
 
@@ -538,7 +483,7 @@ class Panel:
 
     def _rotate_token_file(self) -> str:
         with self._token_lock:
-            return write_new_token(self.options.user_directory)
+            return security.regenerate_token(self.options.user_directory)
 
     def _check_token_route(self, request: web.Request) -> None:
         refusal = self.token_refusal(request)
@@ -577,7 +522,7 @@ class Panel:
                 raise Refused(404, "That folder is not in the list of allowed output folders")
             new = [f for f in current if f != text]
         try:
-            await asyncio.to_thread(_write_settings_file, self.options.user_directory, {"output_roots": new})
+            await asyncio.to_thread(config.update_file, self.options.user_directory, {"output_roots": new})
         except (OSError, config.ConfigError) as exc:
             log.error("comfyui-mcp-bridge: cannot save the settings: %s", exc)
             raise Refused(500, "The settings file could not be written (see ComfyUI's log)") from None

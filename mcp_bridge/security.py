@@ -185,6 +185,30 @@ def load_or_create_token(user_directory: str | os.PathLike[str]) -> str:
     if existing is not None:
         return existing
     token = secrets.token_urlsafe(32)
+    try:
+        _write_token(path, token, replace=False)
+    except FileExistsError:  # another process created it meanwhile
+        other = _read_token(path)
+        if other is None:
+            raise TokenError(f"{path} appeared but holds no token") from None
+        return other
+    log.info("comfyui-mcp-bridge: generated a new MCP bearer token in %s", path)
+    return token
+
+
+def regenerate_token(user_directory: str | os.PathLike[str]) -> str:
+    """Generate a new token and atomically replace the token file with it (mode 0600); return it."""
+    path = token_path(user_directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    _write_token(path, token, replace=True)
+    log.info("comfyui-mcp-bridge: generated a new MCP bearer token in %s", path)
+    return token
+
+
+def _write_token(path: Path, token: str, *, replace: bool) -> None:
+    # A complete 0600 temp file, then linked in (fails if the file exists) or renamed over it (which
+    # replaces a symlink itself, never writes through it).
     tmp = path.with_name(f".{TOKEN_FILE}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o600)
@@ -193,17 +217,12 @@ def load_or_create_token(user_directory: str | os.PathLike[str]) -> str:
             fh.write(token + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process created it meanwhile
-        except FileExistsError:
-            other = _read_token(path)
-            if other is None:
-                raise TokenError(f"{path} appeared but holds no token") from None
-            return other
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    log.info("comfyui-mcp-bridge: generated a new MCP bearer token in %s", path)
-    return token
 
 
 def _read_token(path: Path) -> str | None:

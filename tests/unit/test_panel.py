@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge import panel
+from mcp_bridge import panel, security
 from mcp_bridge.adapter import ServerOptions
 from mcp_bridge.config import Settings
 from mcp_bridge.jobs import JobRegistry
@@ -187,8 +187,8 @@ def test_same_origin_compares_host_and_port(origin: str, host: str, same: bool) 
 
 
 def test_a_new_token_replaces_the_file_with_owner_only_permissions(tmp_path: Path) -> None:
-    first = panel.write_new_token(tmp_path)
-    second = panel.write_new_token(tmp_path)
+    first = security.regenerate_token(tmp_path)
+    second = security.regenerate_token(tmp_path)
     path = tmp_path / "comfyui-mcp-bridge.token"
     assert first != second and len(second) >= 32
     assert path.read_text().strip() == second
@@ -202,7 +202,7 @@ def test_a_new_token_replaces_a_symlink_instead_of_writing_through_it(tmp_path: 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (tmp_path / "comfyui-mcp-bridge.token").symlink_to(victim)
-    panel.write_new_token(tmp_path)
+    security.regenerate_token(tmp_path)
     assert victim.read_text() == "keep me"
     assert not (tmp_path / "comfyui-mcp-bridge.token").is_symlink()
 
