@@ -285,9 +285,7 @@ class Comfy:
             prompt_id = getattr(self.server, "last_prompt_id", None)
         if prompt_id not in self._watched:
             return
-        payload = {
-            k: v for k, v in data.items() if k not in ("traceback", "current_inputs", "current_outputs")
-        }
+        payload = {k: v for k, v in data.items() if k not in _BULKY_KEYS}
         payload["prompt_id"] = prompt_id
         self.loop.call_soon_threadsafe(self._on_event, str(event), payload)
 
