@@ -13,56 +13,9 @@ from typing import Any
 from PIL import Image
 
 from testbed import comfy_api
+from testbed.sample_workflows import txt2img, upscale
 from testbed.server import EXTENSION_DIR_NAME, ComfyServer
-from testbed.tiny_models import CHECKPOINT_NAME, LORA_A_NAME, LORA_B_NAME, UPSCALER_NAME
-
-
-def txt2img(seed: int, size: int = 64, loras: list[tuple[str, float]] | None = None) -> dict[str, Any]:
-    model: list[Any] = ["ckpt", 0]
-    clip: list[Any] = ["ckpt", 1]
-    prompt: dict[str, Any] = {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT_NAME}},
-    }
-    for i, (name, strength) in enumerate(loras or []):
-        prompt[f"lora{i}"] = {
-            "class_type": "LoraLoader",
-            "inputs": {
-                "model": model,
-                "clip": clip,
-                "lora_name": name,
-                "strength_model": strength,
-                "strength_clip": strength,
-            },
-        }
-        model, clip = [f"lora{i}", 0], [f"lora{i}", 1]
-    prompt.update(
-        {
-            "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": "a red fox"}},
-            "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": clip, "text": "blurry"}},
-            "latent": {
-                "class_type": "EmptyLatentImage",
-                "inputs": {"width": size, "height": size, "batch_size": 1},
-            },
-            "sample": {
-                "class_type": "KSampler",
-                "inputs": {
-                    "model": model,
-                    "positive": ["pos", 0],
-                    "negative": ["neg", 0],
-                    "latent_image": ["latent", 0],
-                    "seed": seed,
-                    "steps": 2,
-                    "cfg": 7.0,
-                    "sampler_name": "euler",
-                    "scheduler": "normal",
-                    "denoise": 1.0,
-                },
-            },
-            "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["ckpt", 2]}},
-            "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "tb"}},
-        }
-    )
-    return prompt
+from testbed.tiny_models import LORA_A_NAME, LORA_B_NAME
 
 
 def run(server: ComfyServer, prompt: dict[str, Any]) -> list[Path]:
@@ -110,15 +63,6 @@ def test_upscale_model_makes_a_4x_png(comfy: ComfyServer) -> None:
     src = Image.linear_gradient("L").convert("RGB").resize((32, 24))
     name = f"tb-{random.randrange(10**9)}.png"
     src.save(comfy.input_dir / name)
-    prompt = {
-        "load": {"class_type": "LoadImage", "inputs": {"image": name}},
-        "up_model": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": UPSCALER_NAME}},
-        "up": {
-            "class_type": "ImageUpscaleWithModel",
-            "inputs": {"upscale_model": ["up_model", 0], "image": ["load", 0]},
-        },
-        "save": {"class_type": "SaveImage", "inputs": {"images": ["up", 0], "filename_prefix": "tb-up"}},
-    }
-    (png,) = run(comfy, prompt)
+    (png,) = run(comfy, upscale(name))
     with Image.open(png) as img:
         assert img.size == (128, 96)
