@@ -1,6 +1,7 @@
 """What the bridge costs: a model-free workflow through ComfyUI's HTTP API vs. through an MCP call.
 
 (a) what an external bridge does: ``POST /prompt`` + wait on ComfyUI's WebSocket + ``GET /history``;
+    (and the same plus ``GET /view`` of the image, which a bridge needs before it can return it);
 (b) an MCP tool call of ours (queued in-process, followed by hook, result with a preview), over
     Streamable HTTP (2025 session and 2026 stateless) and legacy SSE.
 Interleaved on one ComfyUI so drift hits all paths alike; every workflow differs (no cache hits).
@@ -41,7 +42,7 @@ def workflow() -> dict[str, Any]:
 
 
 async def raw_http(
-    http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str, cid: str
+    http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str, cid: str, fetch: bool = False
 ) -> float:
     t0 = time.perf_counter()
     async with http.post(f"{url}/prompt", json={"prompt": workflow(), "client_id": cid}) as resp:
@@ -59,6 +60,10 @@ async def raw_http(
     async with http.get(f"{url}/history/{prompt_id}") as resp:
         entry = (await resp.json())[prompt_id]
     assert entry["status"]["status_str"] == "success"
+    if fetch:  # what an external bridge needs before it can return the image to its client
+        (image,) = entry["outputs"]["2"]["images"]
+        async with http.get(f"{url}/view", params=image) as resp:
+            assert len(await resp.read()) > 0
     return time.perf_counter() - t0
 
 
@@ -79,10 +84,8 @@ async def run(runs: int, version: str) -> None:
                 "MCP Streamable HTTP 2026": s2026,
                 "MCP legacy SSE": sse,
             }
-            times: dict[str, list[float]] = {
-                "raw POST /prompt + WS + /history": [],
-                **{k: [] for k in clients},
-            }
+            raw, fetched = "raw POST /prompt + WS + /history", "raw ... + GET /view of the image"
+            times: dict[str, list[float]] = {raw: [], fetched: [], **{k: [] for k in clients}}
 
             async def mcp_call(client: Any) -> float:
                 t0 = time.perf_counter()
@@ -91,13 +94,16 @@ async def run(runs: int, version: str) -> None:
                 return time.perf_counter() - t0
 
             for i in range(runs + 5):  # 5 warm-up rounds
-                samples = {"raw POST /prompt + WS + /history": await raw_http(http, ws, server.url, cid)}
+                samples = {
+                    raw: await raw_http(http, ws, server.url, cid),
+                    fetched: await raw_http(http, ws, server.url, cid, fetch=True),
+                }
                 for name, client in clients.items():
                     samples[name] = await mcp_call(client)
                 if i >= 5:
                     for name, value in samples.items():
                         times[name].append(value)
-        base = statistics.median(times["raw POST /prompt + WS + /history"])
+        base = statistics.median(times[raw])
         print(f"ComfyUI {version}, {runs} interleaved runs of EmptyImage 64x64 -> SaveImage")
         for name, values in times.items():
             med = statistics.median(values)

@@ -164,7 +164,10 @@ class JobRegistry:
         keep_finished: int = 200,
         keep_seconds: float = 3600.0,
     ) -> None:
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        # Jobs still queued or running, and finished ones in the order they finished (oldest first):
+        # every hot path touches only the first, pruning only the front of the second.
+        self._active: dict[str, Job] = {}
+        self._finished: OrderedDict[str, Job] = OrderedDict()
         self._queue_view = queue_view
         self._keep_finished = keep_finished
         self._keep_seconds = keep_seconds
@@ -173,17 +176,18 @@ class JobRegistry:
     # -- lookup --
 
     def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+        return self._active.get(job_id) or self._finished.get(job_id)
 
     def __contains__(self, job_id: object) -> bool:
-        return job_id in self._jobs
+        return job_id in self._active or job_id in self._finished
 
     def all(self) -> list[Job]:
         """Every retained job, oldest first."""
-        return list(self._jobs.values())
+        return sorted((*self._active.values(), *self._finished.values()), key=lambda job: job.created)
 
     def active(self) -> list[Job]:
-        return [job for job in self._jobs.values() if not job.state.finished]
+        """Jobs still queued or running, oldest first."""
+        return list(self._active.values())
 
     def observe(self, observer: Listener) -> Callable[[], None]:
         """Call ``observer(job)`` after any job changes (the status panel)."""
@@ -200,14 +204,13 @@ class JobRegistry:
             if isinstance(node, dict)
         }
         job = Job(id=job_id, tool=tool, node_types=node_types, summary=summary)
-        self._jobs[job_id] = job
-        self._prune()
+        self._active[job_id] = job
         self._changed(job)
         return job
 
     def discard(self, job_id: str) -> None:
         """Forget a job that never reached the queue (ComfyUI refused its prompt); observers see it go."""
-        job = self._jobs.pop(job_id, None)
+        job = self._active.pop(job_id, None)
         if job is not None:
             self._changed(job)
 
@@ -216,7 +219,7 @@ class JobRegistry:
         if event == "status":
             self.refresh_positions()
             return
-        job = self._jobs.get(str(data.get("prompt_id")))
+        job = self._active.get(str(data.get("prompt_id")))
         if job is None or job.state.finished:
             return
         if event == "execution_start":
@@ -247,7 +250,7 @@ class JobRegistry:
 
     def on_done(self, job_id: str, entry: dict[str, Any] | None) -> None:
         """ComfyUI finished the prompt and wrote its history entry (called on the event loop)."""
-        job = self._jobs.get(job_id)
+        job = self._active.get(job_id)
         if job is None or job.state.finished:
             return
         status = (entry or {}).get("status") or {}
@@ -269,14 +272,14 @@ class JobRegistry:
 
     def mark_cancelled(self, job_id: str) -> None:
         """The job was taken off the queue before it ran."""
-        job = self._jobs.get(job_id)
+        job = self._active.get(job_id)
         if job is not None and not job.state.finished:
             job.cancel_requested = True
             self._finish(job, JobState.CANCELLED)
 
     def refresh_positions(self) -> None:
         """Recompute queue positions of waiting jobs from ComfyUI's queue."""
-        waiting = [job for job in self._jobs.values() if job.state is JobState.QUEUED]
+        waiting = [job for job in self._active.values() if job.state is JobState.QUEUED]
         if not waiting or self._queue_view is None:
             return
         running, pending = self._queue_view()
@@ -306,8 +309,10 @@ class JobRegistry:
         job.step = job.steps = None
         job.queue_position = None
         job._done.set()
-        self._changed(job)
+        self._active.pop(job.id, None)
+        self._finished[job.id] = job
         self._prune()
+        self._changed(job)
 
     def _changed(self, job: Job) -> None:
         for listener in (*job._listeners, *self._observers):
@@ -317,13 +322,12 @@ class JobRegistry:
                 log.exception("mcp-bridge: job listener failed")
 
     def _prune(self) -> None:
-        now = time.time()
-        finished = [job for job in self._jobs.values() if job.state.finished]
-        excess = len(finished) - self._keep_finished
-        for job in finished:
-            if excess > 0 or (job.finished or now) < now - self._keep_seconds:
-                self._jobs.pop(job.id, None)
-                excess -= 1
+        cutoff = time.time() - self._keep_seconds
+        while self._finished:
+            oldest = next(iter(self._finished.values()))
+            if len(self._finished) <= self._keep_finished and (oldest.finished or 0) >= cutoff:
+                break
+            self._finished.popitem(last=False)
 
 
 def summarize(values: Iterable[tuple[str, Any]], limit: int = 120) -> str:
