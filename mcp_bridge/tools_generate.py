@@ -10,13 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,12 +20,12 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import adapter, images, params
+from . import adapter, params
 from .adapter import PromptRejected
 from .inputs import InputRejected, StagedImage, stage_input_image
-from .jobs import Job, summarize
-from .paths import PathPolicy, PathRejected, numbered, safe_write
-from .security import listens_beyond_loopback
+from .jobs import summarize
+from .outputs import plan_outputs, saver
+from .paths import PathRejected
 from .services import Services
 from .tools_jobs import follow_job
 from .workflows import SlotValueRejected, TemplateUnavailable
@@ -41,11 +37,6 @@ Handler = Callable[[P, Context], Awaitable[CallToolResult]]
 
 GENERATES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-)
-ROOTS_HINT = (
-    "Relative paths start in your client's first root folder if it declares roots, else in ComfyUI's "
-    "output folder. To allow another folder, add it to output_roots in the MCP panel or the "
-    "comfyui-mcp-bridge.json settings file"
 )
 
 
@@ -117,100 +108,6 @@ def pick_model(services: Services, wanted: str | None) -> str:
     raise params.ParamRejected(f"several checkpoints are installed; name one with model ({shown})")
 
 
-@dataclass(frozen=True)
-class OutputPlan:
-    """Where a call's results will also be written: checked before queueing, used after the job."""
-
-    requested: str
-    overwrite: bool
-    base_dir: str  # relative paths start here: the client's first root, else ComfyUI's output folder
-    client_roots: tuple[str, ...]
-
-
-def output_policy(services: Services, client_roots: tuple[str, ...] = ()) -> PathPolicy:
-    """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
-    roots = [adapter.output_directory(), *services.settings.output_roots, *client_roots]
-    deny = [*adapter.protected_directories(), str(Path(__file__).parent.parent)]
-    return PathPolicy(roots, deny=deny, hint=ROOTS_HINT)
-
-
-async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
-    """Folders the MCP client declared as its roots, when the settings and ComfyUI's exposure allow.
-
-    Only for a ComfyUI listening on loopback (a remote client's roots are not paths on this machine)
-    and only over connections with a back-channel; PathPolicy drops filesystem roots and home folders.
-    """
-    if not services.settings.use_client_roots or listens_beyond_loopback(adapter.server_options().listen):
-        return ()
-    caps = ctx.client_capabilities
-    if caps is None or caps.roots is None:
-        return ()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # roots are deprecated in 2026-07-28, still used by clients
-            listed = await asyncio.wait_for(ctx.request_context.session.list_roots(), 5.0)
-    except Exception:  # noqa: BLE001 - no back-channel, a slow or failing client: no client roots
-        return ()
-    found = []
-    for root in listed.roots:
-        uri = urlsplit(str(root.uri))
-        if uri.scheme == "file" and uri.netloc in ("", "localhost"):
-            found.append(url2pathname(uri.path))
-    return tuple(found)
-
-
-async def plan_outputs(
-    services: Services, ctx: Context, output_path: str | None, count: int, overwrite: bool
-) -> OutputPlan | None:
-    """Check ``output_path`` before anything is queued (refused: ToolError; nothing written)."""
-    if output_path is None:
-        return None
-    roots = await client_roots(services, ctx)
-    plan = OutputPlan(output_path, overwrite, roots[0] if roots else adapter.output_directory(), roots)
-    policy = output_policy(services, roots)
-    try:
-        for text in numbered(output_path, count):
-            target = policy.resolve_output(text, plan.base_dir, create_dirs=False)
-            if target.exists() and not overwrite:
-                raise PathRejected(
-                    f"output_path {target.name!r} already exists; set overwrite or pick another name"
-                )
-    except PathRejected as exc:
-        raise ToolError(str(exc)) from None
-    return plan
-
-
-def _write_outputs(services: Services, plan: OutputPlan, sources: list[Path]) -> list[str]:
-    # Worker thread: re-resolve (creating folders now), re-encode in the asked format, write safely.
-    policy = output_policy(services, plan.client_roots)
-    written = []
-    for text, source in zip(numbered(plan.requested, len(sources)), sources, strict=False):
-        target = policy.resolve_output(text, plan.base_dir, create_dirs=True)
-        data = images.encode_for_suffix(source.read_bytes(), target.suffix)
-        written.append(str(safe_write(target, data, overwrite=plan.overwrite)))
-    return written
-
-
-def saver(services: Services, plan: OutputPlan | None) -> Any:
-    """A job finalizer writing the results as ``plan`` says, once (None without a plan)."""
-    if plan is None:
-        return None
-    lock = asyncio.Lock()
-    done: list[str | None] = []
-
-    async def finalize(job: Job, sources: list[Path]) -> list[str | None]:
-        async with lock:
-            if not done:
-                try:
-                    done.extend(await asyncio.to_thread(_write_outputs, services, plan, sources))
-                except (PathRejected, images.ImageRejected, OSError) as exc:
-                    job.meta["save_error"] = str(exc)
-                    done.extend([None] * len(sources))
-            return list(done) + [None] * (len(sources) - len(done))
-
-    return finalize
-
-
 async def stage(services: Services, value: str, limits: params.Limits) -> StagedImage:
     """Copy the caller's input image into ComfyUI's input folder (off the loop)."""
     read_roots = [Path(adapter.input_directory()), Path(adapter.output_directory())]
@@ -253,6 +150,24 @@ async def run_template(
     return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
 
 
+def sampling_meta(p: Any, seed: int, model: str, loras: list[Any]) -> dict[str, Any]:
+    """What a sampling call reports about itself (structured content)."""
+    return {
+        "seed": seed,
+        "model": model,
+        "loras": _lora_meta(loras),
+        "steps": p.steps,
+        "cfg_scale": p.cfg_scale,
+        "sampler": p.sampler,
+        "scheduler": p.scheduler,
+    }
+
+
+def input_meta(staged: StagedImage) -> dict[str, Any]:
+    """How the caller's input image was taken in."""
+    return {"staged_as": staged.name, "source": staged.source, "width": staged.width, "height": staged.height}
+
+
 def _lora_meta(loras: list[Any]) -> list[dict[str, Any]]:
     return [
         {"name": x.name, "strength_model": x.strength_model, "strength_clip": x.strength_clip} for x in loras
@@ -272,15 +187,9 @@ def register(mcp: MCPServer, services: Services) -> None:
         seed = params.resolve_seed(p.seed)
         values = {**p.slot_values(), "model": model, "seed": seed}
         meta = {
-            "seed": seed,
-            "model": model,
-            "loras": _lora_meta(loras),
+            **sampling_meta(p, seed, model, loras),
             "width": p.width,
             "height": p.height,
-            "steps": p.steps,
-            "cfg_scale": p.cfg_scale,
-            "sampler": p.sampler,
-            "scheduler": p.scheduler,
             "finalize": saver(services, plan),
         }
         summary = summarize([("prompt", p.prompt[:60]), ("size", f"{p.width}x{p.height}"), ("seed", seed)])
@@ -308,16 +217,9 @@ def register(mcp: MCPServer, services: Services) -> None:
         seed = params.resolve_seed(p.seed)
         values = {**p.slot_values(), "model": model, "seed": seed, "image": staged.name}
         meta = {
-            "seed": seed,
-            "model": model,
-            "loras": _lora_meta(loras),
+            **sampling_meta(p, seed, model, loras),
             "denoise": p.denoise,
-            "input": {
-                "staged_as": staged.name,
-                "source": staged.source,
-                "width": staged.width,
-                "height": staged.height,
-            },
+            "input": input_meta(staged),
             "finalize": saver(services, plan),
         }
         summary = summarize([("prompt", p.prompt[:60]), ("denoise", p.denoise), ("seed", seed)])
@@ -352,12 +254,7 @@ def register(mcp: MCPServer, services: Services) -> None:
         staged = await stage(services, p.input_image, models.limits)
         meta = {
             "upscale_model": upscaler,
-            "input": {
-                "staged_as": staged.name,
-                "source": staged.source,
-                "width": staged.width,
-                "height": staged.height,
-            },
+            "input": input_meta(staged),
             "finalize": saver(services, plan),
         }
         summary = summarize([("image", staged.source), ("model", upscaler)])
