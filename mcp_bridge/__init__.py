@@ -20,8 +20,15 @@ def install_into_comfyui() -> bool:
     server = adapter.running_server()
     if server is None:
         return False
-    from .bridge import install
-
+    try:
+        from .bridge import install
+    except ImportError as exc:  # most often the `mcp` package is missing from ComfyUI's Python
+        log.error(
+            "comfyui-mcp-bridge is not active: cannot import %s. Install its requirements with ComfyUI's "
+            "Python: python -m pip install -r custom_nodes/<this folder>/requirements.txt",
+            exc.name or exc,
+        )
+        return False
     install(server)
     return True
 
