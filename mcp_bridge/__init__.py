@@ -24,8 +24,8 @@ def install_into_comfyui() -> bool:
         from .bridge import install
     except ImportError as exc:  # most often the `mcp` package is missing from ComfyUI's Python
         log.error(
-            "comfyui-mcp-bridge is not active: cannot import %s. Install its requirements with ComfyUI's "
-            "Python: python -m pip install -r custom_nodes/<this folder>/requirements.txt",
+            "comfyui-mcp-bridge is not active: cannot import %s. Install the packages listed in its "
+            "requirements.txt into the Python environment ComfyUI runs in, then restart ComfyUI.",
             exc.name or exc,
         )
         return False

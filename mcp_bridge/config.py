@@ -84,6 +84,15 @@ class Settings:
         default=32,
         metadata={"doc": "Concurrent legacy SSE streams (GET /mcp/sse); 503 above.", "min": 1, "max": 10_000},
     )
+    max_open_requests: int = field(
+        default=256,
+        metadata={
+            "doc": "Concurrent MCP HTTP requests of all kinds (2026-era calls have no session to cap); "
+            "503 above.",
+            "min": 1,
+            "max": 100_000,
+        },
+    )
     session_idle_timeout_s: float = field(
         default=600.0,
         metadata={

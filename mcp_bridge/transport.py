@@ -277,6 +277,13 @@ class McpTransport:
         on_start: Callable[[int, list[tuple[bytes, bytes]]], Iterable[tuple[str, str]]] | None = None,
     ) -> web.StreamResponse:
         """Run an SDK ASGI app for this request, tracking the handler task for shutdown."""
+        if self.registry.counters.get("open_requests", 0) >= self.settings.max_open_requests:
+            self.registry.rejected("request-limit")
+            return _json_error(
+                503,
+                f"Too many MCP requests at once (limit {self.settings.max_open_requests})",
+                code=INTERNAL_ERROR,
+            )
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
@@ -407,6 +414,7 @@ class McpTransport:
             "max_sessions": self.settings.max_sessions,
             "max_sse_streams": self.settings.max_sse_streams,
             "max_body_bytes": self.settings.max_body_bytes,
+            "max_open_requests": self.settings.max_open_requests,
             "session_idle_timeout_s": self.settings.session_idle_timeout_s,
         }
         data["unavailable"] = self.unavailable

@@ -129,6 +129,30 @@ async def test_session_and_stream_caps_answer_503_and_free_up(tmp_path: Path) ->
         assert bare.transport.snapshot()["rejections"]["sse-limit"] == 1
 
 
+async def test_requests_beyond_the_open_request_cap_answer_503_and_free_up(tmp_path: Path) -> None:
+    # 2026-era calls have no session to count: the cap on open requests is what bounds them.
+    settings = config.Settings(debug_tools=True, max_open_requests=1)
+    async with bare_server(tmp_path, settings) as bare:
+
+        async def long_call() -> None:
+            async with connect("streamable-2026", bare.url) as client:
+                await client.call_tool("debug_sleep", {"seconds": 600})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_call)
+            await wait_for(lambda: bare.counts()["calls_in_flight"] == 1)
+            async with aiohttp.ClientSession() as session:
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+                async with session.post(bare.url + "/mcp", json=body) as resp:
+                    assert resp.status == 503
+                    assert "limit 1" in await resp.text()
+            tg.cancel_scope.cancel()
+        await wait_for(lambda: bare.counts()["open_requests"] == 0)
+        async with connect("streamable-2026", bare.url) as client:
+            assert (await client.call_tool("get_server_info", {})).is_error is False
+        assert bare.transport.snapshot()["rejections"]["request-limit"] == 1
+
+
 @pytest.mark.parametrize("kind", ["sse", "streamable-2026"])
 async def test_a_client_gone_mid_call_leaves_no_call_or_session_behind(bare: Bare, kind: str) -> None:
     """Client and server share this loop, so tasks are counted in the integration test instead."""
