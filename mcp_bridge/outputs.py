@@ -81,17 +81,22 @@ async def plan_outputs(
         return None
     roots = await client_roots(services, ctx)
     plan = OutputPlan(output_path, overwrite, roots[0] if roots else adapter.output_directory(), roots)
-    policy = output_policy(services, roots)
     try:
-        for text in numbered(output_path, count):
-            target = policy.resolve_output(text, plan.base_dir, create_dirs=False)
-            if target.exists() and not overwrite:
-                raise PathRejected(
-                    f"output_path {target.name!r} already exists; set overwrite or pick another name"
-                )
+        await asyncio.to_thread(_check_targets, services, plan, count)  # file-system look-ups
     except PathRejected as exc:
         raise ToolError(str(exc)) from None
     return plan
+
+
+def _check_targets(services: Services, plan: OutputPlan, count: int) -> None:
+    # Worker thread: every target resolves inside the allowed folders and is free unless overwriting.
+    policy = output_policy(services, plan.client_roots)
+    for text in numbered(plan.requested, count):
+        target = policy.resolve_output(text, plan.base_dir, create_dirs=False)
+        if target.exists() and not plan.overwrite:
+            raise PathRejected(
+                f"output_path {target.name!r} already exists; set overwrite or pick another name"
+            )
 
 
 def _write_outputs(services: Services, plan: OutputPlan, sources: list[Path]) -> list[str]:

@@ -51,12 +51,12 @@ def register(mcp: MCPServer, services: Services) -> None:
     @mcp.tool(annotations=READ_ONLY)
     async def list_models() -> NameList:
         """Checkpoints installed in ComfyUI, for the `model` argument of generate_image and img2img."""
-        return _names(adapter.model_files("checkpoints"))
+        return _names(await asyncio.to_thread(adapter.model_files, "checkpoints"))
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_loras() -> NameList:
         """LoRAs installed in ComfyUI, for the `loras` argument ({name, strength_model, strength_clip})."""
-        return _names(adapter.model_files("loras"))
+        return _names(await asyncio.to_thread(adapter.model_files, "loras"))
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_samplers() -> NameList:
@@ -71,7 +71,7 @@ def register(mcp: MCPServer, services: Services) -> None:
     @mcp.tool(annotations=READ_ONLY)
     async def list_upscale_models() -> NameList:
         """Upscale models installed in ComfyUI, for the `upscale_model` argument of upscale_image."""
-        return _names(adapter.model_files("upscale_models"))
+        return _names(await asyncio.to_thread(adapter.model_files, "upscale_models"))
 
     @mcp.resource(
         "comfy://output/{filename}",

@@ -182,7 +182,7 @@ def register(mcp: MCPServer, services: Services) -> None:
     models = services.param_models
 
     async def generate_image(p: params.GenerateImageParams, ctx: Context) -> CallToolResult:
-        model, loras = check_names(services, p)
+        model, loras = await asyncio.to_thread(check_names, services, p)  # folder listings
         plan = await plan_outputs(services, ctx, p.output_path, p.batch_size, p.overwrite)
         seed = params.resolve_seed(p.seed)
         values = {**p.slot_values(), "model": model, "seed": seed}
@@ -205,7 +205,7 @@ def register(mcp: MCPServer, services: Services) -> None:
         )
 
     async def img2img(p: params.Img2ImgParams, ctx: Context) -> CallToolResult:
-        model, loras = check_names(services, p)
+        model, loras = await asyncio.to_thread(check_names, services, p)  # folder listings
         plan = await plan_outputs(services, ctx, p.output_path, p.batch_size, p.overwrite)
         staged = await stage(services, p.input_image, models.limits)
         width, height = p.width or staged.width, p.height or staged.height
@@ -235,7 +235,7 @@ def register(mcp: MCPServer, services: Services) -> None:
         )
 
     async def upscale_image(p: params.UpscaleImageParams, ctx: Context) -> CallToolResult:
-        installed = adapter.model_files("upscale_models")
+        installed = await asyncio.to_thread(adapter.model_files, "upscale_models")  # folder listing
         try:
             if p.upscale_model:
                 upscaler = params.check_name("upscale_model", p.upscale_model, installed)
