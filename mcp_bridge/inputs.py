@@ -16,7 +16,7 @@ from pathlib import Path
 from . import images
 from .paths import PathPolicy, PathRejected, safe_write
 
-RESOURCE_PREFIX = "comfy://output/"
+RESOURCE_PREFIX = "comfy://output/"  # results link full images as RESOURCE_PREFIX + subfolder/name
 STAGING_SUBFOLDER = "mcp"
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 

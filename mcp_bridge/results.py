@@ -17,16 +17,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
 from . import adapter, images
+from .inputs import RESOURCE_PREFIX
 from .jobs import Job, JobState
 from .services import Services
-
-RESOURCE_SCHEME = "comfy://output/"
 
 
 def output_uri(record: dict[str, str]) -> str:
     """The MCP resource URI of one output image record."""
     sub = record.get("subfolder", "").strip("/")
-    return RESOURCE_SCHEME + (f"{sub}/" if sub else "") + record["filename"]
+    return RESOURCE_PREFIX + (f"{sub}/" if sub else "") + record["filename"]
 
 
 def view_path(record: dict[str, str]) -> str:
