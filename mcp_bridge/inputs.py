@@ -58,6 +58,8 @@ def _locate(value: str, input_dir: Path, output_dir: Path, read_roots: list[Path
             (output_dir / STAGING_SUBFOLDER, "output"),
             (output_dir, "output"),
         ):
+            if not folder.is_dir():  # e.g. no output of the bridge yet
+                continue
             try:
                 return PathPolicy([folder]).resolve_input(text, folder), source
             except PathRejected as exc:

@@ -1,0 +1,76 @@
+"""Staging a caller's input image into ComfyUI's input folder."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mcp_bridge.inputs import InputRejected, stage_input_image
+
+LIMITS = {"max_bytes": 8 * 1024 * 1024, "max_pixels": 4096 * 4096}
+
+
+def png(size: tuple[int, int] = (40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    (tmp_path / "input").mkdir()
+    (tmp_path / "output").mkdir()
+    return tmp_path / "input", tmp_path / "output"
+
+
+def stage(value: str, dirs: tuple[Path, Path], roots: list[Path] | None = None) -> object:
+    input_dir, output_dir = dirs
+    return stage_input_image(
+        value,
+        input_dir=input_dir,
+        output_dir=output_dir,
+        read_roots=roots or [input_dir, output_dir],
+        **LIMITS,
+    )
+
+
+def test_an_earlier_output_found_by_file_name_before_the_bridge_made_any(dirs: tuple[Path, Path]) -> None:
+    # output/mcp/ does not exist yet: the output folder itself is still searched.
+    (dirs[1] / "render_00001_.png").write_bytes(png())
+    staged = stage("render_00001_.png", dirs)
+    assert staged.source == "output" and (staged.width, staged.height) == (40, 30)  # type: ignore[attr-defined]
+    assert staged.path.parent == dirs[0] / "mcp"  # type: ignore[attr-defined]
+
+
+def test_every_source_is_copied_under_a_generated_name(dirs: tuple[Path, Path]) -> None:
+    (dirs[0] / "mine.png").write_bytes(png())
+    (dirs[1] / "mcp").mkdir()
+    (dirs[1] / "mcp" / "job_00001_.png").write_bytes(png((8, 8)))
+    sources = {
+        "input": "mine.png",
+        "inline": base64.b64encode(png()).decode(),
+        "resource": "comfy://output/mcp/job_00001_.png",
+        "path": str(dirs[0] / "mine.png"),
+    }
+    names = set()
+    for expected, value in sources.items():
+        staged = stage(value, dirs)
+        assert staged.source == expected  # type: ignore[attr-defined]
+        assert staged.name.startswith("mcp/") and staged.name not in names  # type: ignore[attr-defined]
+        names.add(staged.name)  # type: ignore[attr-defined]
+
+
+def test_a_missing_name_says_what_is_accepted_and_writes_nothing(dirs: tuple[Path, Path]) -> None:
+    with pytest.raises(InputRejected, match="input_image accepts"):
+        stage("nothing-here.png", dirs)
+    assert not (dirs[0] / "mcp").exists()
+
+
+def test_a_resource_uri_cannot_climb_out_of_the_output_folder(dirs: tuple[Path, Path]) -> None:
+    (dirs[0] / "secret.png").write_bytes(png())
+    with pytest.raises(InputRejected, match="not an output"):
+        stage("comfy://output/../input/secret.png", dirs)
