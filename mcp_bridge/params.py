@@ -224,11 +224,30 @@ class LoraParam(BaseModel):
     ] = 1.0
 
 
+# Parameters that go into template slots of the same names (model, seed and images are the caller's).
+_SAMPLING_SLOTS = (
+    "prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "batch_size",
+    "steps",
+    "cfg_scale",
+    "sampler",
+    "scheduler",
+)
+
+
 class _ToolParams(BaseModel):
     """Shared checks; ``limits`` is the :class:`Limits` the model was built with."""
 
     model_config = _STRICT
     limits: ClassVar[Limits] = DEFAULT_LIMITS
+    slots: ClassVar[tuple[str, ...]] = ()
+
+    def slot_values(self) -> dict[str, str | int | float | None]:
+        """Values for the template slots named in ``slots``."""
+        return {name: getattr(self, name) for name in self.slots}
 
     @field_validator("prompt", "negative_prompt", check_fields=False)
     @classmethod
@@ -268,19 +287,7 @@ class GenerateImageParams(_ToolParams):
         _budget(type(self).limits, self.width, self.height, self.batch_size)
         return self
 
-    def slot_values(self) -> dict[str, str | int | float | None]:
-        """Values for the template slots of the same names (model, seed and images are the caller's)."""
-        return {
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "width": self.width,
-            "height": self.height,
-            "batch_size": self.batch_size,
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "sampler": self.sampler,
-            "scheduler": self.scheduler,
-        }
+    slots: ClassVar[tuple[str, ...]] = _SAMPLING_SLOTS
 
 
 class Img2ImgParams(_ToolParams):
@@ -311,23 +318,8 @@ class Img2ImgParams(_ToolParams):
             _budget(type(self).limits, self.width, self.height, self.batch_size)
         return self
 
-    def slot_values(self) -> dict[str, str | int | float | None]:
-        """Values for the template slots of the same names (model, seed and image are the caller's).
-
-        Without width and height the output has the source's size: check it with ``limits.check_pixels``.
-        """
-        return {
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "denoise": self.denoise,
-            "width": self.width,
-            "height": self.height,
-            "batch_size": self.batch_size,
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "sampler": self.sampler,
-            "scheduler": self.scheduler,
-        }
+    # Without width and height the output has the source's size: check it with ``limits.check_pixels``.
+    slots: ClassVar[tuple[str, ...]] = (*_SAMPLING_SLOTS, "denoise")
 
 
 class UpscaleImageParams(_ToolParams):
