@@ -33,7 +33,7 @@ _services: Services | None = None
 def build_services(server: Any) -> Services:
     """Create the job engine on ComfyUI's server and hook it into ComfyUI's events."""
     options = adapter.server_options()
-    settings, _error = config.load_or_report(options.user_directory)
+    settings, settings_error = config.load_or_report(options.user_directory)
 
     def queue_view() -> tuple[list[str], list[str]]:
         view = comfy.queue_view()
@@ -54,6 +54,7 @@ def build_services(server: Any) -> Services:
         settings=settings,
         templates=templates,
         param_models=param_models(settings),
+        settings_error=settings_error,
     )
 
 
@@ -91,11 +92,6 @@ def install(server: Any) -> None:
 def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     """Create the MCP server and serve it on ComfyUI's port (routes, CORS preflight, shutdown hook)."""
     options = adapter.server_options()
-    try:  # build_services already logged a settings error; MCP must also refuse to serve with one
-        config.load(options.user_directory)
-        config_error = None
-    except config.ConfigError as exc:
-        config_error = str(exc)
     settings = services.settings
     mcp = mcp_server.create_mcp_server(settings)
     tools_catalog.register(mcp, services)
@@ -104,7 +100,7 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     if settings.debug_tools:
         tools_debug.register(mcp, services)
     mcp_server.compact_tool_schemas(mcp)
-    mcp_transport = transport.create_transport(mcp, options, settings, config_error=config_error)
+    mcp_transport = transport.create_transport(mcp, options, settings, config_error=services.settings_error)
     transport.add_routes(server.routes, server.app, mcp_transport)
     server.app.on_shutdown.append(mcp_transport.shutdown)
     return mcp_transport

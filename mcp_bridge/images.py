@@ -20,6 +20,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, features
 
@@ -174,8 +175,8 @@ def read_input_file(
     return data, facts.format
 
 
-def image_info(path: Path | str) -> tuple[int, int, str]:
-    """``(width, height, format)`` of an image file from its header (format lower case, e.g. ``png``)."""
+def image_info(path: Path | str | BinaryIO) -> tuple[int, int, str]:
+    """``(width, height, format)`` of an image, a path or an open binary file; format lower case."""
     try:
         with Image.open(path) as im:
             return im.size[0], im.size[1], str(im.format or "unknown").lower()

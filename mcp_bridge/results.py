@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,7 +43,7 @@ def output_file(record: dict[str, str]) -> Path:
 def _prepare(path: Path, preview_side: int) -> dict[str, Any]:
     # Runs in a worker thread: read the file, measure it, make the preview.
     data = path.read_bytes()
-    width, height, fmt = images.image_info(path)
+    width, height, fmt = images.image_info(io.BytesIO(data))  # measured from the bytes already read
     preview, mime = images.make_preview(data, max_side=preview_side)
     return {
         "width": width,

@@ -22,3 +22,4 @@ class Services:
     settings: Settings
     templates: TemplateLibrary
     param_models: ParamModels
+    settings_error: str | None = None  # why the settings file was refused (defaults then apply)
