@@ -15,7 +15,7 @@ def install_into_comfyui() -> bool:
     Outside ComfyUI (tests, tools, a plain ``import``) there is no ``PromptServer.instance`` and this
     does nothing.
     """
-    from . import adapter
+    from .comfyui import adapter
 
     server = adapter.running_server()
     if server is None:

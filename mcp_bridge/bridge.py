@@ -7,23 +7,19 @@ from typing import Any
 
 from aiohttp import web
 
-from . import (
-    adapter,
-    config,
-    mcp_server,
-    panel,
-    tools_catalog,
-    tools_debug,
-    tools_generate,
-    tools_jobs,
-    transport,
-)
-from .jobs import JobRegistry
-from .params import Defaults, Limits, ParamModels, make_models
-from .runner import JobRunner
+from . import config
+from .comfyui import adapter
+from .engine.jobs import JobRegistry
+from .engine.runner import JobRunner
+from .server import mcp_server, panel, transport
 from .services import Services
+from .tools import catalog as tools_catalog
+from .tools import debug as tools_debug
+from .tools import generate as tools_generate
+from .tools import jobs as tools_jobs
+from .tools.params import Defaults, Limits, ParamModels, make_models
+from .tools.workflows import load_templates
 from .version import __version__
-from .workflows import load_templates
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .adapter import Comfy
+from .comfyui.adapter import Comfy
 from .config import Settings
-from .jobs import JobRegistry
-from .params import ParamModels
-from .runner import JobRunner
-from .workflows import TemplateLibrary
+from .engine.jobs import JobRegistry
+from .engine.runner import JobRunner
+from .tools.params import ParamModels
+from .tools.workflows import TemplateLibrary
 
 
 @dataclass

@@ -10,8 +10,9 @@ from pathlib import Path
 import anyio
 from aiohttp import web
 
-from mcp_bridge import config, mcp_server, transport
-from mcp_bridge.transport import McpTransport
+from mcp_bridge import config
+from mcp_bridge.server import mcp_server, transport
+from mcp_bridge.server.transport import McpTransport
 
 
 @dataclass

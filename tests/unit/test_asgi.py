@@ -13,7 +13,7 @@ import pytest
 from _bare import wait_for
 from aiohttp import web
 
-from mcp_bridge.asgi import AsgiExchange, Message, Receive, Scope, Send, call_asgi
+from mcp_bridge.server.asgi import AsgiExchange, Message, Receive, Scope, Send, call_asgi
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from mcp_bridge import images
-from mcp_bridge.images import (
+from mcp_bridge.media import images
+from mcp_bridge.media.images import (
     ImageRejected,
     check_image_bytes,
     decode_input_image,

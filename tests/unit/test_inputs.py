@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mcp_bridge.inputs import InputRejected, stage_input_image
+from mcp_bridge.media.inputs import InputRejected, stage_input_image
 
 LIMITS = {"max_bytes": 8 * 1024 * 1024, "max_pixels": 4096 * 4096}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mcp_bridge.jobs import JobRegistry, JobState
+from mcp_bridge.engine.jobs import JobRegistry, JobState
 
 PROMPT = {
     "1": {"class_type": "CheckpointLoaderSimple", "inputs": {}},

@@ -48,7 +48,7 @@ def test_the_runtime_package_never_installs_or_executes_code() -> None:
     pattern = re.compile(r"subprocess|pip install|os\.system|\beval\(|\bexec\(")
     offenders = [
         str(path.relative_to(ROOT))
-        for path in [ROOT / "__init__.py", *(ROOT / "mcp_bridge").glob("*.py")]
+        for path in [ROOT / "__init__.py", *(ROOT / "mcp_bridge").rglob("*.py")]
         if pattern.search(path.read_text())
     ]
     assert not offenders
@@ -58,5 +58,9 @@ def test_only_the_adapter_imports_comfyui() -> None:
     pattern = re.compile(
         r"^\s*(import|from) (server|execution|folder_paths|nodes|comfy(\.|\s)|comfyui_version)", re.M
     )
-    importers = sorted(p.name for p in (ROOT / "mcp_bridge").glob("*.py") if pattern.search(p.read_text()))
-    assert importers == ["adapter.py"]
+    importers = sorted(
+        p.relative_to(ROOT / "mcp_bridge").as_posix()
+        for p in (ROOT / "mcp_bridge").rglob("*.py")
+        if pattern.search(p.read_text())
+    )
+    assert importers == ["comfyui/adapter.py"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mcp_bridge.params import (
+from mcp_bridge.tools.params import (
     DEFAULT_LIMITS,
     MAX_SEED,
     RANDOM_SEED_BOUND,
@@ -28,7 +28,7 @@ from mcp_bridge.params import (
     random_seed,
     resolve_seed,
 )
-from mcp_bridge.workflows import load_templates
+from mcp_bridge.tools.workflows import load_templates
 
 BASE: dict[str, Any] = {"prompt": "a red fox in snow"}
 

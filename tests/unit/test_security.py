@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 from _bare import Bare, bare_server
 
-from mcp_bridge import config, security
-from mcp_bridge.security import Policy, build_policy
+from mcp_bridge import config
+from mcp_bridge.server import security
+from mcp_bridge.server.security import Policy, build_policy
 
 pytestmark = pytest.mark.anyio
 

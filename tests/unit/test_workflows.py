@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.workflows import (
+from mcp_bridge.tools.workflows import (
     CORE_NODES,
     DEFAULT_TEMPLATES,
     SlotValueRejected,

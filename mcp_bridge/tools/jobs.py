@@ -9,9 +9,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
-from .jobs import Job, JobState
-from .results import present_job
-from .services import Services
+from ..engine.jobs import Job, JobState
+from ..media.results import present_job
+from ..services import Services
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 

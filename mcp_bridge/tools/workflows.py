@@ -211,7 +211,7 @@ class TemplateLibrary:
 
 def default_folder() -> Path:
     """The ``workflows/`` folder shipped with the extension."""
-    return Path(__file__).resolve().parent.parent / "workflows"
+    return Path(__file__).resolve().parents[2] / "workflows"
 
 
 def load_templates(

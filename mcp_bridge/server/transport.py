@@ -33,9 +33,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.types import CLIENT_INFO_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, ErrorData, JSONRPCError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from ..config import Settings
 from . import security
 from .asgi import AsgiExchange, Message, Receive, Scope, Send, local_ip
-from .config import Settings
 from .sessions import SSE, STREAMABLE, SessionRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")

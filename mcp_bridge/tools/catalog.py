@@ -14,9 +14,9 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from . import adapter
-from .paths import PathPolicy, PathRejected
-from .services import Services
+from ..comfyui import adapter
+from ..media.paths import PathPolicy, PathRejected
+from ..services import Services
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 MAX_RESOURCE_BYTES = 64 * 1024 * 1024

@@ -20,14 +20,15 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import adapter, params
-from .adapter import PromptRejected
-from .inputs import InputRejected, StagedImage, stage_input_image
-from .jobs import summarize
-from .outputs import plan_outputs, saver
-from .paths import PathRejected
-from .services import Services
-from .tools_jobs import follow_job
+from ..comfyui import adapter
+from ..comfyui.adapter import PromptRejected
+from ..engine.jobs import summarize
+from ..media.inputs import InputRejected, StagedImage, stage_input_image
+from ..media.outputs import plan_outputs, saver
+from ..media.paths import PathRejected
+from ..services import Services
+from . import params
+from .jobs import follow_job
 from .workflows import SlotValueRejected, TemplateUnavailable
 
 log = logging.getLogger("comfyui_mcp_bridge")

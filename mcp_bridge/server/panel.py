@@ -38,12 +38,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import adapter, config, paths, security
+from .. import config
+from ..comfyui import adapter
+from ..engine.jobs import Job
+from ..media import paths
+from ..services import Services
+from ..version import __version__
+from . import security
 from .asgi import local_ip
-from .jobs import Job
-from .services import Services
 from .sessions import SessionRegistry
-from .version import __version__
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

@@ -18,9 +18,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from . import adapter
-from .config import Settings
-from .version import __version__
+from ..comfyui import adapter
+from ..config import Settings
+from ..version import __version__
 
 SERVER_NAME = "comfyui-mcp-bridge"
 

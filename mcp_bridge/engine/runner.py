@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .adapter import Comfy
+from ..comfyui.adapter import Comfy
 from .jobs import Job, JobRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")

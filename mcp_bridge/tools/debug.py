@@ -13,10 +13,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 
-from .adapter import PromptRejected
-from .jobs import summarize
-from .services import Services
-from .tools_jobs import follow_job
+from ..comfyui.adapter import PromptRejected
+from ..engine.jobs import summarize
+from ..services import Services
+from .jobs import follow_job
 
 
 def register(mcp: MCPServer, services: Services) -> None:

@@ -18,11 +18,12 @@ from urllib.request import url2pathname
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from . import adapter, images
-from .jobs import Job
+from ..comfyui import adapter
+from ..engine.jobs import Job
+from ..server.security import listens_beyond_loopback
+from ..services import Services
+from . import images
 from .paths import PathPolicy, PathRejected, numbered, safe_write
-from .security import listens_beyond_loopback
-from .services import Services
 
 ROOTS_HINT = (
     "Relative paths start in your client's first root folder if it declares roots, else in ComfyUI's "
@@ -44,7 +45,7 @@ class OutputPlan:
 def output_policy(services: Services, client_roots: tuple[str, ...] = ()) -> PathPolicy:
     """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
     roots = [adapter.output_directory(), *services.settings.output_roots, *client_roots]
-    deny = [*adapter.protected_directories(), str(Path(__file__).parent.parent)]
+    deny = [*adapter.protected_directories(), str(Path(__file__).resolve().parents[2])]
     return PathPolicy(roots, deny=deny, hint=ROOTS_HINT)
 
 

@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
-from . import adapter, images
+from ..comfyui import adapter
+from ..engine.jobs import Job, JobState
+from ..services import Services
+from . import images
 from .inputs import RESOURCE_PREFIX
-from .jobs import Job, JobState
-from .services import Services
 
 
 def output_uri(record: dict[str, str]) -> str:
