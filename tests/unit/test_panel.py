@@ -88,7 +88,7 @@ def test_the_delayed_send_fires_by_itself_when_the_interval_ends() -> None:
         await asyncio.wait_for(done.wait(), 5)
         return sent
 
-    assert asyncio.run(run()) == [("mcp_bridge.server.sessions", 1), ("mcp_bridge.server.sessions", 2)]
+    assert asyncio.run(run()) == [("mcp_bridge.sessions", 1), ("mcp_bridge.sessions", 2)]
 
 
 def test_an_urgent_change_goes_out_at_once_and_replaces_the_pending_one() -> None:
