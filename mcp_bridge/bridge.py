@@ -9,16 +9,18 @@ from aiohttp import web
 
 from . import config
 from .comfyui import adapter
+from .comfyui.backend import ComfyBackend
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
 from .server import mcp_server, panel, transport
 from .services import Services
 from .tools import catalog as tools_catalog
 from .tools import debug as tools_debug
-from .tools import generate as tools_generate
 from .tools import jobs as tools_jobs
-from .tools.params import Defaults, Limits, ParamModels, make_models
-from .tools.workflows import load_templates
+from .tools.library import ParamModels, SpecLibrary, load_specs, make_models
+from .tools.params import Defaults, Limits
+from .tools.pipeline import add_spec_tool
+from .tools.toolset import Toolset
 from .version import __version__
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -42,20 +44,20 @@ def build_services(server: Any) -> Services:
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)
     runner = JobRunner(comfy, registry)
     comfy.install_hooks()
-    templates = load_templates(node_classes=adapter.node_class_names())
+    specs = load_specs(node_classes=comfy.node_class_names())
     return Services(
         comfy=comfy,
         registry=registry,
         runner=runner,
         settings=settings,
-        templates=templates,
-        param_models=param_models(settings),
+        specs=specs,
+        param_models=param_models(settings, specs, comfy),
         settings_error=settings_error,
     )
 
 
-def param_models(settings: config.Settings) -> ParamModels:
-    """The tools' input models with the configured limits and defaults (built-in ones if those clash)."""
+def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBackend) -> ParamModels:
+    """The tools' arguments models with the configured limits and defaults (built-in ones if those clash)."""
     try:
         limits = Limits(max_side=settings.max_side, max_pixels=settings.max_pixels)
         defaults = Defaults(
@@ -66,10 +68,10 @@ def param_models(settings: config.Settings) -> ParamModels:
             sampler=settings.default_sampler,
             scheduler=settings.default_scheduler,
         )
-        return make_models(limits, defaults)
+        return make_models(limits, defaults, specs, comfy.node_inputs)
     except ValueError as exc:
         log.error("comfyui-mcp-bridge: generation limits/defaults ignored: %s", exc)
-        return make_models()
+        return make_models(specs=specs, node_inputs=comfy.node_inputs)
 
 
 def install(server: Any) -> None:
@@ -89,17 +91,24 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     """Create the MCP server and serve it on ComfyUI's port (routes, CORS preflight, shutdown hook)."""
     options = adapter.server_options()
     settings = services.settings
-    mcp = mcp_server.create_mcp_server(settings)
-    tools_catalog.register(mcp, services)
-    tools_generate.register(mcp, services)
-    tools_jobs.register(mcp, services)
-    if settings.debug_tools:
-        tools_debug.register(mcp, services)
-    mcp_server.compact_tool_schemas(mcp)
+    mcp = mcp_server.create_mcp_server(settings, build_tools(services))
+    tools_catalog.register_resources(mcp, services)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=services.settings_error)
     transport.add_routes(server.routes, server.app, mcp_transport)
     server.app.on_shutdown.append(mcp_transport.shutdown)
     return mcp_transport
+
+
+def build_tools(services: Services) -> Toolset:
+    """Every tool the bridge serves, in the order ``tools/list`` shows them."""
+    toolset = Toolset()
+    tools_catalog.register(toolset, services)
+    for name, spec in services.specs.specs.items():
+        add_spec_tool(toolset, services, spec, services.param_models[name])
+    tools_jobs.register(toolset, services)
+    if services.settings.debug_tools:
+        tools_debug.register(toolset, services)
+    return toolset
 
 
 async def health(request: web.Request) -> web.Response:

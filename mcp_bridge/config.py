@@ -159,6 +159,13 @@ class Settings:
             "calls must name one)."
         },
     )
+    keep_staged_inputs: bool = field(
+        default=False,
+        metadata={
+            "doc": "Keep the copies of input images a call staged in ComfyUI's input/mcp/ folder after its "
+            "job ends (default: removed when the job ends)."
+        },
+    )
     debug_tools: bool = field(
         default=False,
         metadata={

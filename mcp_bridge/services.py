@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .comfyui.adapter import Comfy
+from .comfyui.backend import ComfyBackend
 from .config import Settings
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
-from .tools.params import ParamModels
-from .tools.workflows import TemplateLibrary
+from .tools.library import ParamModels, SpecLibrary
 
 
 @dataclass
 class Services:
-    """The running bridge: ComfyUI access, the jobs, the settings."""
+    """The running bridge: ComfyUI (behind its interface), the jobs, the settings, the tool specs."""
 
-    comfy: Comfy
+    comfy: ComfyBackend
     registry: JobRegistry
     runner: JobRunner
     settings: Settings
-    templates: TemplateLibrary
+    specs: SpecLibrary
     param_models: ParamModels
     settings_error: str | None = None  # why the settings file was refused (defaults then apply)

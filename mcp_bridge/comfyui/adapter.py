@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import backend
+from .backend import NodeInput, QueueView
+
 log = logging.getLogger("comfyui_mcp_bridge")
 
 
@@ -144,6 +147,52 @@ def node_class_names() -> set[str]:
     return {str(name) for name in nodes.NODE_CLASS_MAPPINGS}
 
 
+def node_inputs(class_type: str) -> dict[str, NodeInput] | None:
+    """The inputs a node class declares (``INPUT_TYPES``), or None for an unknown class."""
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS.get(class_type)
+    if cls is None:
+        return None
+    try:
+        declared = cls.INPUT_TYPES()
+    except Exception:  # noqa: BLE001 - a custom node's broken definition must not break a tool
+        log.warning("mcp-bridge: cannot read the inputs of node class %s", class_type)
+        return None
+    found: dict[str, NodeInput] = {}
+    for section in ("required", "optional"):
+        for name, spec in (declared.get(section) or {}).items():
+            found[str(name)] = _node_input(spec, section == "required")
+    return found
+
+
+def _node_input(spec: Any, required: bool) -> NodeInput:
+    # ComfyUI's forms: (TYPE, {options}), (TYPE,), ([choices], {options}), ("COMBO", {"options": [...]}).
+    kind = spec[0] if isinstance(spec, (list, tuple)) and spec else spec
+    opts = spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 and isinstance(spec[1], dict) else {}
+    choices: tuple[str, ...] = ()
+    if isinstance(kind, (list, tuple)):
+        choices, kind = tuple(str(c) for c in kind), "COMBO"
+    elif kind == "COMBO" and isinstance(opts.get("options"), (list, tuple)):
+        choices = tuple(str(c) for c in opts["options"])
+
+    def number(key: str) -> float | None:
+        value = opts.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    tooltip = opts.get("tooltip")
+    return NodeInput(
+        type=str(kind),
+        required=required,
+        default=opts.get("default"),
+        minimum=number("min"),
+        maximum=number("max"),
+        step=number("step"),
+        options=choices,
+        tooltip=str(tooltip) if isinstance(tooltip, str) else None,
+    )
+
+
 # --- Queue, events, cancellation ------------------------------------------------------------------
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -167,7 +216,7 @@ _PROMPT_EVENTS = frozenset(
 _BULKY_KEYS = frozenset({"traceback", "current_inputs", "current_outputs"})
 
 
-class PromptRejected(Exception):
+class PromptRejected(backend.PromptRejected):
     """ComfyUI's own validation refused a workflow; ``error`` and ``node_errors`` are ComfyUI's."""
 
     def __init__(self, error: dict[str, Any], node_errors: dict[str, Any]) -> None:
@@ -187,14 +236,6 @@ def describe_validation_error(error: dict[str, Any], node_errors: dict[str, Any]
                 where += f", input '{extra['input_name']}'"
             parts.append(f"{where}: {err.get('message', '')} {err.get('details', '')}".strip())
     return "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class QueueView:
-    """ComfyUI's queue at one instant: running prompt ids and pending ids in execution order."""
-
-    running: list[str]
-    pending: list[str]
 
 
 class Comfy:
@@ -223,6 +264,41 @@ class Comfy:
         self._validate_arity = len(inspect.signature(self._validate).parameters)
         self._original_send_sync: Callable[..., Any] | None = None
         self._original_task_done: Callable[..., Any] | None = None
+
+    # -- facts (the backend interface; module functions do the work) --
+
+    def comfyui_version(self) -> str | None:
+        return comfyui_version()
+
+    def device_name(self) -> str:
+        return device_name()
+
+    def input_directory(self) -> str:
+        return input_directory()
+
+    def output_directory(self) -> str:
+        return output_directory()
+
+    def protected_directories(self) -> list[str]:
+        return protected_directories()
+
+    def model_files(self, folder: str) -> list[str]:
+        return model_files(folder)
+
+    def samplers(self) -> list[str]:
+        return samplers()
+
+    def schedulers(self) -> list[str]:
+        return schedulers()
+
+    def node_class_names(self) -> set[str]:
+        return node_class_names()
+
+    def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None:
+        return node_inputs(class_type)
+
+    def queue_length(self) -> int:
+        return int(self.server.prompt_queue.get_tasks_remaining())
 
     @property
     def client_id(self) -> str:

@@ -57,6 +57,7 @@ class Job:
     error: dict[str, Any] | None = None
     cancel_requested: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    delivery: Any = None  # what the job-end step did (files written for output_path, a write error)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _listeners: list[Listener] = field(default_factory=list, repr=False)
 

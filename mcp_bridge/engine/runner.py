@@ -12,20 +12,25 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..comfyui.adapter import Comfy
+from ..comfyui.backend import ComfyBackend
 from .jobs import Job, JobRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
 ProgressReport = Callable[[float, float, str], Awaitable[None]]
+Deliver = Callable[[Job], Awaitable[Any]]  # the job-end step of a call; its result goes to job.delivery
 
 
 class JobRunner:
     """Queue prompts on ComfyUI as jobs and follow them."""
 
-    def __init__(self, comfy: Comfy, registry: JobRegistry) -> None:
+    def __init__(self, comfy: ComfyBackend, registry: JobRegistry) -> None:
         self.comfy = comfy
         self.registry = registry
+        self._deliveries: dict[str, Deliver] = {}
+        self._settled: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        registry.observe(self._on_change)
 
     async def submit(
         self,
@@ -35,15 +40,25 @@ class JobRunner:
         meta: dict[str, Any] | None = None,
         *,
         job_id: str | None = None,
+        deliver: Deliver | None = None,
     ) -> Job:
-        """Register a job, then queue its prompt (raises ``PromptRejected``; nothing is queued then)."""
+        """Register a job, then queue its prompt (raises ``PromptRejected``; nothing is queued then).
+
+        ``deliver`` runs once when the job ends, whoever is (or is not) waiting for it; followers see
+        the job settled only after it ran.
+        """
         job_id = job_id or str(uuid.uuid4())
         job = self.registry.create(job_id, tool, prompt, summary)
         job.meta.update(meta or {})
+        if deliver is not None:
+            self._deliveries[job_id] = deliver
+            self._settled[job_id] = asyncio.Event()
         try:
             await self.comfy.enqueue(prompt, job_id)
         except BaseException:
             self.comfy.unwatch(job_id)
+            self._deliveries.pop(job_id, None)
+            self._settled.pop(job_id, None)
             self.registry.discard(job_id)
             raise
         self.registry.refresh_positions()
@@ -59,6 +74,32 @@ class JobRunner:
             self.comfy.unwatch(job.id)
             self.registry.mark_cancelled(job.id)
         return outcome
+
+    async def settled(self, job: Job, timeout: float = 60.0) -> None:
+        """Wait until a finished job's delivery has run (at once when it has none or it ran)."""
+        event = self._settled.get(job.id)
+        if event is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(event.wait()), timeout)
+            except asyncio.TimeoutError:
+                log.warning("mcp-bridge: job %s: delivery still running after %.0f s", job.id, timeout)
+
+    def _on_change(self, job: Job) -> None:
+        # Registry observer (on the loop): a job that just ended gets its delivery, exactly once.
+        if job.state.finished and job.id in self._deliveries:
+            task = asyncio.get_running_loop().create_task(self._deliver(job, self._deliveries.pop(job.id)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, job: Job, deliver: Deliver) -> None:
+        try:
+            job.delivery = await deliver(job)
+        except Exception:  # noqa: BLE001 - a failed delivery is logged; the job itself stays as it ended
+            log.exception("mcp-bridge: job %s: delivery failed", job.id)
+        finally:
+            event = self._settled.pop(job.id, None)
+            if event is not None:
+                event.set()
 
     def on_done(self, job_id: str, entry: dict[str, Any] | None) -> None:
         """Completion from ComfyUI (on the loop): finish the job and stop watching its events."""

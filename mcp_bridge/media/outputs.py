@@ -1,17 +1,19 @@
 """Where a generation call's results are also written: the caller's ``output_path``.
 
-Checked before anything is queued (:func:`plan_outputs`), written once the job succeeded
-(:func:`saver`), inside ComfyUI's output folder, the configured ``output_roots`` and — on a
-loopback-only ComfyUI — the roots the MCP client declared.
+Checked before anything is queued (:func:`plan_outputs`), written by the job's delivery when the job
+ends (:func:`delivery`, run by the engine whether or not a client still waits), inside ComfyUI's
+output folder, the configured ``output_roots`` and — on a loopback-only ComfyUI — the roots the MCP
+client declared. The delivery also removes the job's staged input copies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -19,11 +21,13 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from ..comfyui import adapter
-from ..engine.jobs import Job
+from ..engine.jobs import Job, JobState
 from ..server.security import listens_beyond_loopback
 from ..services import Services
 from . import images
 from .paths import PathPolicy, PathRejected, numbered, safe_write
+
+log = logging.getLogger("comfyui_mcp_bridge")
 
 ROOTS_HINT = (
     "Relative paths start in your client's first root folder if it declares roots, else in ComfyUI's "
@@ -44,8 +48,8 @@ class OutputPlan:
 
 def output_policy(services: Services, client_roots: tuple[str, ...] = ()) -> PathPolicy:
     """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
-    roots = [adapter.output_directory(), *services.settings.output_roots, *client_roots]
-    deny = [*adapter.protected_directories(), str(Path(__file__).resolve().parents[2])]
+    roots = [services.comfy.output_directory(), *services.settings.output_roots, *client_roots]
+    deny = [*services.comfy.protected_directories(), str(Path(__file__).resolve().parents[2])]
     return PathPolicy(roots, deny=deny, hint=ROOTS_HINT)
 
 
@@ -81,7 +85,7 @@ async def plan_outputs(
     if output_path is None:
         return None
     roots = await client_roots(services, ctx)
-    plan = OutputPlan(output_path, overwrite, roots[0] if roots else adapter.output_directory(), roots)
+    plan = OutputPlan(output_path, overwrite, roots[0] if roots else services.comfy.output_directory(), roots)
     try:
         await asyncio.to_thread(_check_targets, services, plan, count)  # file-system look-ups
     except PathRejected as exc:
@@ -111,21 +115,48 @@ def _write_outputs(services: Services, plan: OutputPlan, sources: list[Path]) ->
     return written
 
 
-def saver(services: Services, plan: OutputPlan | None) -> Any:
-    """A job finalizer writing the results as ``plan`` says, once (None without a plan)."""
-    if plan is None:
-        return None
-    lock = asyncio.Lock()
-    done: list[str | None] = []
+@dataclass
+class Delivery:
+    """What a job's delivery did: files written for ``output_path``, and why a write failed."""
 
-    async def finalize(job: Job, sources: list[Path]) -> list[str | None]:
-        async with lock:
-            if not done:
-                try:
-                    done.extend(await asyncio.to_thread(_write_outputs, services, plan, sources))
-                except (PathRejected, images.ImageRejected, OSError) as exc:
-                    job.meta["save_error"] = str(exc)
-                    done.extend([None] * len(sources))
-            return list(done) + [None] * (len(sources) - len(done))
+    written: list[str] = field(default_factory=list)
+    error: str | None = None
 
-    return finalize
+
+Deliver = Callable[[Job], Awaitable[Delivery]]
+
+
+def delivery(services: Services, plan: OutputPlan | None, staged: list[Path]) -> Deliver:
+    """The job-end step of a call: write its results as ``plan`` says, remove its staged inputs."""
+
+    async def deliver(job: Job) -> Delivery:
+        done = Delivery()
+        if plan is not None and job.state is JobState.SUCCEEDED:
+            out = Path(services.comfy.output_directory())
+            sources = [
+                out / r.get("subfolder", "") / r["filename"] for r in job.outputs if r.get("type") == "output"
+            ]
+            try:
+                done.written = await asyncio.to_thread(_write_outputs, services, plan, sources)
+            except (PathRejected, images.ImageRejected, OSError) as exc:
+                done.error = f"could not write output_path {plan.requested!r}: {_reason(exc)}"
+                log.warning("mcp-bridge: job %s: %s", job.id, done.error)
+        if staged and not services.settings.keep_staged_inputs:
+            await asyncio.to_thread(_remove, staged)
+        return done
+
+    return deliver
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("mcp-bridge: cannot remove staged input %s: %s", path.name, exc.strerror or exc)

@@ -82,10 +82,10 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
     prepared = await asyncio.gather(
         *(asyncio.to_thread(_prepare, output_file(r), preview_side) for r in records)
     )
-    finalize = job.meta.get("finalize")
-    saved: list[str | None] = [None] * len(records)
-    if callable(finalize):
-        saved = await finalize(job, [output_file(r) for r in records])
+    delivery = job.delivery
+    written: list[str] = list(getattr(delivery, "written", None) or [])
+    saved: list[str | None] = [*written, *([None] * (len(records) - len(written)))][: len(records)]
+    save_error: str | None = getattr(delivery, "error", None)
 
     content: list[Any] = []
     files: list[dict[str, Any]] = []
@@ -123,7 +123,7 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
         "run_s": round((job.finished or 0) - (job.started or job.finished or 0), 3),
         "total_s": round(job.elapsed(), 3),
     }
-    public_meta = {k: v for k, v in job.meta.items() if not callable(v)}
+    public_meta = dict(job.meta)
     structured = {
         "job_id": job.id,
         "state": job.state.value,
@@ -137,6 +137,14 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
     if "seed" in public_meta:
         summary += f", seed {public_meta['seed']}"
     summary += f". Files: {where}" if where else "."
+    if save_error:
+        structured["save_error"] = save_error
+        summary = (
+            f"{job.tool} made {len(files)} image(s) but {save_error}. ComfyUI saved them as: "
+            + "; ".join(f["uri"] for f in files)
+        )
     return CallToolResult(
-        content=[TextContent(type="text", text=summary), *content], structured_content=structured
+        content=[TextContent(type="text", text=summary), *content],
+        structured_content=structured,
+        is_error=bool(save_error),
     )

@@ -1,9 +1,9 @@
 """The one MCP server object of the bridge, and its always-present tools.
 
 :func:`create_mcp_server` builds the :class:`~mcp.server.mcpserver.MCPServer` that every transport
-serves. Other modules register their tools onto the returned instance with ``@mcp.tool()`` (or
-``mcp.add_tool``); tools raise :class:`ToolError` for failures the caller can act on, so the client
-sees the message (any other exception reaches the client only as "Error executing tool …").
+serves, from a :class:`~mcp_bridge.tools.toolset.Toolset` the other modules filled; tools raise
+:class:`ToolError` for failures the caller can act on, so the client sees the message (any other
+exception reaches the client only as "Error executing tool …").
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..comfyui import adapter
 from ..config import Settings
+from ..tools.toolset import Toolset
 from ..version import __version__
 
 SERVER_NAME = "comfyui-mcp-bridge"
@@ -54,16 +55,23 @@ def _sdk_version() -> str:
         return "unknown"
 
 
-def create_mcp_server(settings: Settings | None = None) -> MCPServer:
-    """Build the bridge's MCP server with its built-in tools; more tools can be added to it later."""
+def create_mcp_server(settings: Settings | None = None, toolset: Toolset | None = None) -> MCPServer:
+    """Build the bridge's MCP server: its own tools first, then those of ``toolset``."""
     settings = settings or Settings()
-    mcp: MCPServer = MCPServer(
+    own = server_tools(settings)
+    return MCPServer(
         name=SERVER_NAME,
         title="ComfyUI",
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://github.com/comfyui-mcp-bridge/comfyui-mcp-bridge",
+        tools=[*own.tools, *(toolset.tools if toolset else [])],
     )
+
+
+def server_tools(settings: Settings) -> Toolset:
+    """get_server_info, and the diagnostic tools when ``debug_tools`` is on."""
+    mcp = Toolset()
 
     @mcp.tool(
         title="ComfyUI server info",
@@ -93,27 +101,3 @@ def create_mcp_server(settings: Settings | None = None) -> MCPServer:
             raise ToolError(message)
 
     return mcp
-
-
-def _drop_titles(schema: object) -> None:
-    # Pydantic gives every property a "title" derived from its name: pure repetition for an AI reader.
-    if isinstance(schema, dict):
-        props = schema.get("properties")
-        if isinstance(props, dict):
-            for prop in props.values():
-                if isinstance(prop, dict):
-                    prop.pop("title", None)
-        schema.pop("title", None)
-        for value in schema.values():
-            _drop_titles(value)
-    elif isinstance(schema, list):
-        for item in schema:
-            _drop_titles(item)
-
-
-def compact_tool_schemas(mcp: MCPServer) -> None:
-    """Trim the advertised schemas of every registered tool (``tools/list`` costs the AI's context)."""
-    for tool in mcp._tool_manager.list_tools():  # noqa: SLF001 - schemas are only reachable here
-        _drop_titles(tool.parameters)
-        if tool.fn_metadata.output_schema is not None:
-            _drop_titles(tool.fn_metadata.output_schema)

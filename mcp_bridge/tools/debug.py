@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 
-from ..comfyui.adapter import PromptRejected
+from ..comfyui.backend import PromptRejected
 from ..engine.jobs import summarize
 from ..services import Services
 from .jobs import follow_job
+from .toolset import Toolset
 
 
-def register(mcp: MCPServer, services: Services) -> None:
-    """Add the debug tools to ``mcp``."""
+def register(tools: Toolset, services: Services) -> None:
+    """Add the debug tools."""
 
-    @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
+    @tools.tool(annotations=ToolAnnotations(open_world_hint=False))
     async def debug_run_workflow(
         workflow: dict[str, Any], wait_s: float | None = None, ctx: Context | None = None
     ) -> CallToolResult:

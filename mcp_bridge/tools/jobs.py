@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from ..engine.jobs import Job, JobState
 from ..media.results import present_job
 from ..services import Services
+from .toolset import Toolset
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
@@ -54,13 +55,14 @@ async def follow_job(
         raise
     if not finished:
         return pending_result(job)
+    await services.runner.settled(job)
     return await present_job(services, job)
 
 
-def register(mcp: MCPServer, services: Services) -> None:
-    """Add the job and queue tools to ``mcp``."""
+def register(tools: Toolset, services: Services) -> None:
+    """Add the job and queue tools."""
 
-    @mcp.tool(annotations=READ_ONLY)
+    @tools.tool(annotations=READ_ONLY)
     async def get_job(job_id: str) -> CallToolResult:
         """State of a job started by a generation tool: queued/running (with progress) or its result.
 
@@ -70,9 +72,10 @@ def register(mcp: MCPServer, services: Services) -> None:
         job = job_or_error(services, job_id)
         if not job.state.finished:
             return pending_result(job)
+        await services.runner.settled(job)
         return await present_job(services, job)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @tools.tool(annotations=READ_ONLY)
     async def wait_job(job_id: str, timeout_s: float = 30.0, ctx: Context | None = None) -> CallToolResult:
         """Wait for a job to finish (at most timeout_s seconds, capped by the server) and return its result.
 
@@ -85,7 +88,9 @@ def register(mcp: MCPServer, services: Services) -> None:
         wait = min(timeout_s, services.settings.call_wait_s)
         return await follow_job(services, job, ctx, wait, cancel_on_abort=False)
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
+    @tools.tool(
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+    )
     async def cancel_job(job_id: str) -> dict[str, Any]:
         """Cancel a job started through this server: removed if still queued, interrupted if running.
 
@@ -97,7 +102,7 @@ def register(mcp: MCPServer, services: Services) -> None:
             await job.wait(10.0)
         return {"job_id": job.id, "outcome": outcome, "state": job.state.value}
 
-    @mcp.tool(annotations=READ_ONLY)
+    @tools.tool(annotations=READ_ONLY)
     async def get_queue_status() -> dict[str, Any]:
         """ComfyUI's queue right now: the running prompt and pending ones in order; ours are marked
         with their job id and tool."""

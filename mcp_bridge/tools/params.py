@@ -1,9 +1,8 @@
-"""Input models of the generation tools, with bounds advertised in their JSON Schema.
+"""Limits, defaults and shared checks of the generation tools' arguments.
 
-Pure Python (pydantic v2, no ComfyUI import). Every model is strict: no string-to-number coercion,
-booleans are not integers, floats must be finite, unknown fields are refused. Bounds come from
-:class:`Limits` and defaults from :class:`Defaults`; :func:`make_models` builds the three models for
-other settings, and the module-level classes use the defaults.
+Pure Python (pydantic v2, no ComfyUI import): the limits and defaults that tool specs are compiled
+with (:mod:`.arguments` builds each tool's strict model), and the checks they share — text, LoRA
+lists, installed names, seeds — with compact error messages.
 
 Text limits are in bytes of UTF-8 (what memory, logs and the tokenizer pay for), so a prompt of
 16384 ASCII characters fits, one of 16384 emoji does not; the schema's ``maxLength`` states the same
@@ -17,23 +16,23 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-from pydantic import model_validator as _model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MAX_SEED = 2**64 - 1
 RANDOM_SEED_BOUND = 2**53  # random seeds stay exact in JavaScript clients
 NAME_MAX_CHARS = 512
 PATH_MAX_CHARS = 1024
 
-NameKind = Literal["model", "lora", "sampler", "scheduler", "upscale_model"]
+NameKind = Literal["model", "lora", "sampler", "scheduler", "upscale_model", "controlnet"]
 _KIND_LABELS: dict[str, tuple[str, str, str]] = {  # singular, plural, list tool
     "model": ("model", "models", "list_models"),
     "lora": ("LoRA", "LoRAs", "list_loras"),
     "sampler": ("sampler", "samplers", "list_samplers"),
     "scheduler": ("scheduler", "schedulers", "list_schedulers"),
     "upscale_model": ("upscale model", "upscale models", "list_upscale_models"),
+    "controlnet": ("ControlNet model", "ControlNet models", "list_models"),
 }
 
 
@@ -115,94 +114,6 @@ DEFAULTS = Defaults()
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-def _side(limits: Limits, what: str, note: str = "") -> Any:
-    return Field(
-        ge=64,
-        le=limits.max_side,
-        multiple_of=8,
-        description=f"Image {what} in pixels: a multiple of 8 from 64 to {limits.max_side}; "
-        f"width x height x batch_size at most {limits.max_pixels}.{note}",
-    )
-
-
-_KEEP_SIZE = " Omit width and height to keep the source image's size."
-
-
-def _prompt(limits: Limits) -> Any:
-    return Field(
-        min_length=1,
-        max_length=limits.max_prompt_bytes,
-        description=f"What the image should show, in plain words (at most {limits.max_prompt_bytes} bytes "
-        "of UTF-8).",
-    )
-
-
-def _negative(limits: Limits) -> Any:
-    return Field(
-        max_length=limits.max_prompt_bytes,
-        description=f"What the image should not show (at most {limits.max_prompt_bytes} bytes).",
-    )
-
-
-def _steps(limits: Limits) -> Any:
-    return Field(ge=1, le=limits.max_steps, description=f"Sampling steps, 1 to {limits.max_steps}.")
-
-
-def _batch(limits: Limits) -> Any:
-    return Field(ge=1, le=limits.max_batch, description=f"Images to make at once, 1 to {limits.max_batch}.")
-
-
-def _loras(limits: Limits) -> Any:
-    return Field(
-        max_length=limits.max_loras,
-        description=f"LoRAs to apply in order, at most {limits.max_loras}, each name once. Use list_loras "
-        "for valid names.",
-    )
-
-
-def _input_image(limits: Limits) -> Any:
-    return Field(
-        min_length=1,
-        max_length=limits.max_input_image_chars,
-        description="The source image: a file name in ComfyUI's input folder, a path inside an allowed input "
-        "folder, the file name or resource URI of an earlier result, or base64 / a data: URI "
-        f"(png, jpeg or webp, at most {limits.max_input_image_bytes // (1024 * 1024)} MiB).",
-    )
-
-
-_CFG = Field(ge=0.0, le=30.0, description="Prompt adherence (classifier-free guidance), 0 to 30.")
-_SAMPLER = Field(min_length=1, max_length=128, description="Sampler name; use list_samplers for valid names.")
-_SCHEDULER = Field(
-    min_length=1, max_length=128, description="Noise schedule name; use list_schedulers for valid names."
-)
-_MODEL = Field(
-    min_length=1,
-    max_length=NAME_MAX_CHARS,
-    description="Checkpoint file name exactly as list_models shows it; omit for the default model.",
-)
-_SEED = Field(
-    ge=0,
-    le=MAX_SEED,
-    description="Random seed, 0 to 2^64-1; the same seed and parameters give the same image. Omit for a "
-    "random one (the seed used is always reported).",
-)
-_OUTPUT_PATH = Field(
-    min_length=1,
-    max_length=PATH_MAX_CHARS,
-    description="Optional file to also write the full image to, ending in .png, .jpg, .jpeg or .webp; it "
-    "must be inside an allowed folder, and a relative path starts from the client's first root or the "
-    "configured default folder. With batch_size > 1, _1, _2, ... is added before the extension.",
-)
-_OVERWRITE = Field(
-    description="Replace output_path if it exists (default false: an existing file is an error)."
-)
-_DENOISE = Field(
-    ge=0.0,
-    le=1.0,
-    description="How much to change the source image: 0 keeps it, 1 ignores it.",
-)
-
-
 class LoraParam(BaseModel):
     """One LoRA to apply."""
 
@@ -224,187 +135,16 @@ class LoraParam(BaseModel):
     ] = 1.0
 
 
-# Parameters that go into template slots of the same names (model, seed and images are the caller's).
-_SAMPLING_SLOTS = (
-    "prompt",
-    "negative_prompt",
-    "width",
-    "height",
-    "batch_size",
-    "steps",
-    "cfg_scale",
-    "sampler",
-    "scheduler",
-)
+def unique_loras(value: list[LoraParam]) -> list[LoraParam]:
+    """Refuse a LoRA list naming one file twice."""
+    names = [lora.name for lora in value]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"each LoRA may be listed once; repeated: {', '.join(twice)}")
+    return value
 
 
-class _ToolParams(BaseModel):
-    """Shared checks; ``limits`` is the :class:`Limits` the model was built with."""
-
-    model_config = _STRICT
-    limits: ClassVar[Limits] = DEFAULT_LIMITS
-    slots: ClassVar[tuple[str, ...]] = ()
-
-    def slot_values(self) -> dict[str, str | int | float | None]:
-        """Values for the template slots named in ``slots``."""
-        return {name: getattr(self, name) for name in self.slots}
-
-    @field_validator("prompt", "negative_prompt", check_fields=False)
-    @classmethod
-    def _text_fits(cls, value: str) -> str:
-        return check_text(value, cls.limits.max_prompt_bytes)
-
-    @field_validator("loras", check_fields=False)
-    @classmethod
-    def _loras_unique(cls, value: list[LoraParam]) -> list[LoraParam]:
-        names = [lora.name for lora in value]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"each LoRA may be listed once; repeated: {', '.join(twice)}")
-        return value
-
-
-class GenerateImageParams(_ToolParams):
-    """Arguments of ``generate_image`` (text to image)."""
-
-    prompt: Annotated[str, _prompt(DEFAULT_LIMITS)]
-    negative_prompt: Annotated[str, _negative(DEFAULT_LIMITS)] = ""
-    width: Annotated[int, _side(DEFAULT_LIMITS, "width")] = DEFAULTS.width
-    height: Annotated[int, _side(DEFAULT_LIMITS, "height")] = DEFAULTS.height
-    steps: Annotated[int, _steps(DEFAULT_LIMITS)] = DEFAULTS.steps
-    cfg_scale: Annotated[float, _CFG] = DEFAULTS.cfg_scale
-    sampler: Annotated[str, _SAMPLER] = DEFAULTS.sampler
-    scheduler: Annotated[str, _SCHEDULER] = DEFAULTS.scheduler
-    model: Annotated[str | None, _MODEL] = None
-    seed: Annotated[int | None, _SEED] = None
-    loras: Annotated[list[LoraParam], _loras(DEFAULT_LIMITS)] = []
-    batch_size: Annotated[int, _batch(DEFAULT_LIMITS)] = DEFAULTS.batch_size
-    output_path: Annotated[str | None, _OUTPUT_PATH] = None
-    overwrite: Annotated[bool, _OVERWRITE] = False
-
-    @_model_validator(mode="after")
-    def _within_budget(self) -> GenerateImageParams:
-        _budget(type(self).limits, self.width, self.height, self.batch_size)
-        return self
-
-    slots: ClassVar[tuple[str, ...]] = _SAMPLING_SLOTS
-
-
-class Img2ImgParams(_ToolParams):
-    """Arguments of ``img2img``: a source image redrawn after a prompt."""
-
-    input_image: Annotated[str, _input_image(DEFAULT_LIMITS)]
-    prompt: Annotated[str, _prompt(DEFAULT_LIMITS)]
-    negative_prompt: Annotated[str, _negative(DEFAULT_LIMITS)] = ""
-    denoise: Annotated[float, _DENOISE] = DEFAULTS.denoise
-    width: Annotated[int | None, _side(DEFAULT_LIMITS, "width", _KEEP_SIZE)] = None
-    height: Annotated[int | None, _side(DEFAULT_LIMITS, "height", _KEEP_SIZE)] = None
-    steps: Annotated[int, _steps(DEFAULT_LIMITS)] = DEFAULTS.steps
-    cfg_scale: Annotated[float, _CFG] = DEFAULTS.cfg_scale
-    sampler: Annotated[str, _SAMPLER] = DEFAULTS.sampler
-    scheduler: Annotated[str, _SCHEDULER] = DEFAULTS.scheduler
-    model: Annotated[str | None, _MODEL] = None
-    seed: Annotated[int | None, _SEED] = None
-    loras: Annotated[list[LoraParam], _loras(DEFAULT_LIMITS)] = []
-    batch_size: Annotated[int, _batch(DEFAULT_LIMITS)] = DEFAULTS.batch_size
-    output_path: Annotated[str | None, _OUTPUT_PATH] = None
-    overwrite: Annotated[bool, _OVERWRITE] = False
-
-    @_model_validator(mode="after")
-    def _size_pair(self) -> Img2ImgParams:
-        if (self.width is None) != (self.height is None):
-            raise ValueError("give width and height together, or neither to keep the source image's size")
-        if self.width is not None and self.height is not None:
-            _budget(type(self).limits, self.width, self.height, self.batch_size)
-        return self
-
-    # Without width and height the output has the source's size: check it with ``limits.check_pixels``.
-    slots: ClassVar[tuple[str, ...]] = (*_SAMPLING_SLOTS, "denoise")
-
-
-class UpscaleImageParams(_ToolParams):
-    """Arguments of ``upscale_image``."""
-
-    input_image: Annotated[str, _input_image(DEFAULT_LIMITS)]
-    upscale_model: Annotated[
-        str | None,
-        Field(
-            min_length=1,
-            max_length=NAME_MAX_CHARS,
-            description="Upscale model exactly as list_upscale_models shows it; omit for the default one.",
-        ),
-    ] = None
-    output_path: Annotated[str | None, _OUTPUT_PATH] = None
-    overwrite: Annotated[bool, _OVERWRITE] = False
-
-
-def _budget(limits: Limits, width: int, height: int, batch_size: int) -> None:
-    try:
-        limits.check_pixels(width, height, batch_size)
-    except ParamRejected as exc:
-        raise ValueError(str(exc)) from None
-
-
-@dataclass(frozen=True)
-class ParamModels:
-    """The three input models built for one set of limits and defaults."""
-
-    generate_image: type[GenerateImageParams]
-    img2img: type[Img2ImgParams]
-    upscale_image: type[UpscaleImageParams]
-    limits: Limits
-    defaults: Defaults
-
-
-def make_models(limits: Limits = DEFAULT_LIMITS, defaults: Defaults = DEFAULTS) -> ParamModels:
-    """Build the input models for other limits or defaults; raise ValueError if a default is out of bounds."""
-    _check_defaults(limits, defaults)
-    if limits == DEFAULT_LIMITS and defaults == DEFAULTS:
-        return ParamModels(GenerateImageParams, Img2ImgParams, UpscaleImageParams, limits, defaults)
-    common: dict[str, Any] = {
-        "prompt": (Annotated[str, _prompt(limits)], ...),
-        "negative_prompt": (Annotated[str, _negative(limits)], ""),
-        "steps": (Annotated[int, _steps(limits)], defaults.steps),
-        "cfg_scale": (Annotated[float, _CFG], defaults.cfg_scale),
-        "sampler": (Annotated[str, _SAMPLER], defaults.sampler),
-        "scheduler": (Annotated[str, _SCHEDULER], defaults.scheduler),
-        "loras": (Annotated[list[LoraParam], _loras(limits)], []),
-        "batch_size": (Annotated[int, _batch(limits)], defaults.batch_size),
-    }
-    sizes: dict[str, Any] = {
-        "width": (Annotated[int, _side(limits, "width")], defaults.width),
-        "height": (Annotated[int, _side(limits, "height")], defaults.height),
-    }
-    source: dict[str, Any] = {"input_image": (Annotated[str, _input_image(limits)], ...)}
-    optional_sizes: dict[str, Any] = {
-        "denoise": (Annotated[float, _DENOISE], defaults.denoise),
-        "width": (Annotated[int | None, _side(limits, "width", _KEEP_SIZE)], None),
-        "height": (Annotated[int | None, _side(limits, "height", _KEEP_SIZE)], None),
-    }
-    generate = create_model(
-        "GenerateImageParams",
-        __base__=GenerateImageParams,
-        __doc__=GenerateImageParams.__doc__,
-        **common,
-        **sizes,
-    )
-    img2img = create_model(
-        "Img2ImgParams",
-        __base__=Img2ImgParams,
-        __doc__=Img2ImgParams.__doc__,
-        **source,
-        **common,
-        **optional_sizes,
-    )
-    upscale = create_model(
-        "UpscaleImageParams", __base__=UpscaleImageParams, __doc__=UpscaleImageParams.__doc__, **source
-    )
-    for model in (generate, img2img, upscale):
-        model.limits = limits
-    return ParamModels(generate, img2img, upscale, limits, defaults)
-
-
-def _check_defaults(limits: Limits, defaults: Defaults) -> None:
+def check_defaults(limits: Limits, defaults: Defaults) -> None:
     problems = []
     for name in ("width", "height"):
         value = getattr(defaults, name)

@@ -15,7 +15,8 @@ Pure Python (no ComfyUI import). A template is a ComfyUI API-format prompt (``{n
   (an absent value counts as ``null``); consumers of its output 0 are rewired to the link in ``through``.
 * LoRAs are chained after the template's single ``CheckpointLoaderSimple``: every consumer of its MODEL
   and CLIP outputs is rewired, by link, to the last ``LoraLoader``.
-* Every ``SaveImage`` gets the caller's ``filename_prefix``.
+* The outputs are the nodes listed in ``"outputs"`` or, without that list, every node of a known saving
+  class (:data:`SAVE_NODES`); each output node with a ``filename_prefix`` input gets the caller's prefix.
 
 Caller values are only ever placed into declared slots and only as scalars: in the API format a
 two-element list is a node link, so lists and dicts are refused.
@@ -71,6 +72,10 @@ CORE_NODES: dict[str, tuple[int, frozenset[str]]] = {
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"
 LORA_LOADER = "LoraLoader"
 SAVE_IMAGE = "SaveImage"
+# Core and common custom nodes that write files into ComfyUI's output folder.
+SAVE_NODES = frozenset(
+    {SAVE_IMAGE, "SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveWEBM", "SaveVideo", "VHS_VideoCombine"}
+)
 
 _PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}(/[A-Za-z0-9][A-Za-z0-9_-]{0,63}){0,3}")
 
@@ -186,27 +191,38 @@ class TemplateLibrary:
         ``filename_prefix`` goes to every SaveImage, e.g. ``"mcp/<job-id>"``.
         Raises :class:`TemplateUnavailable` or :class:`SlotValueRejected`; never mutates the template.
         """
-        template = self.get(template_name)
-        checked = _check_values(template, values)
-        prefix = _check_prefix(filename_prefix)
-        chain = _check_loras(template, loras)
+        return build_prompt(self.get(template_name), values, loras, filename_prefix=filename_prefix)
 
-        prompt = copy.deepcopy(template.prompt)
-        removed: set[str] = set()
-        for bypass in template.bypasses:
-            if all(checked.get(key) == want for key, want in bypass.when.items()):
-                _bypass(prompt, bypass)
-                removed.add(bypass.node)
-        for key, value in checked.items():
-            slot = template.slots[key]
-            if value is not None and slot.node not in removed:
-                prompt[slot.node]["inputs"][slot.input] = value
-        if chain:
-            assert template.checkpoint_node is not None
-            _chain_loras(prompt, template.checkpoint_node, chain)
-        for node_id in template.save_nodes:
+
+def build_prompt(
+    template: Template,
+    values: Mapping[str, Scalar | None],
+    loras: Sequence[LoraLike] = (),
+    *,
+    filename_prefix: str,
+) -> Prompt:
+    """A fresh API prompt from ``template`` (see :meth:`TemplateLibrary.build`)."""
+    checked = _check_values(template, values)
+    prefix = _check_prefix(filename_prefix)
+    chain = _check_loras(template, loras)
+
+    prompt = copy.deepcopy(template.prompt)
+    removed: set[str] = set()
+    for bypass in template.bypasses:
+        if all(checked.get(key) == want for key, want in bypass.when.items()):
+            _bypass(prompt, bypass)
+            removed.add(bypass.node)
+    for key, value in checked.items():
+        slot = template.slots[key]
+        if value is not None and slot.node not in removed:
+            prompt[slot.node]["inputs"][slot.input] = value
+    if chain:
+        assert template.checkpoint_node is not None
+        _chain_loras(prompt, template.checkpoint_node, chain)
+    for node_id in template.save_nodes:
+        if "filename_prefix" in prompt[node_id]["inputs"]:
             prompt[node_id]["inputs"]["filename_prefix"] = prefix
-        return prompt
+    return prompt
 
 
 def default_folder() -> Path:
@@ -240,7 +256,7 @@ def load_templates(
             problems[name] = f"workflow template file {name}.json is missing"
     for name, path in files.items():
         try:
-            templates[name] = parse_template(name, _read(path), node_classes, node_outputs)
+            templates[name] = parse_template(name, read_workflow_file(path), node_classes, node_outputs)
         except TemplateError as exc:
             problems[name] = str(exc)
     for name, reason in problems.items():
@@ -248,7 +264,8 @@ def load_templates(
     return TemplateLibrary(templates, problems)
 
 
-def _read(path: Path) -> str:
+def read_workflow_file(path: Path) -> str:
+    """A workflow file's text (size-capped, UTF-8); raise :class:`TemplateError`."""
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_TEMPLATE_BYTES + 1)
@@ -269,10 +286,24 @@ def parse_template(
     node_outputs: Mapping[str, int] | None = None,
 ) -> Template:
     """Validate one template's JSON text; raise :class:`TemplateError` saying what is wrong."""
+    return parse_template_data(name, load_json(text), node_classes, node_outputs)
+
+
+def load_json(text: str) -> Any:
+    """Parse a workflow file's JSON strictly (NaN and Infinity refused); raise :class:`TemplateError`."""
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise TemplateError(f"invalid JSON: {exc}") from None
+
+
+def parse_template_data(
+    name: str,
+    data: Any,
+    node_classes: Collection[str] | None = None,
+    node_outputs: Mapping[str, int] | None = None,
+) -> Template:
+    """Validate a template given as parsed JSON; raise :class:`TemplateError` saying what is wrong."""
     if not isinstance(data, dict):
         raise TemplateError("the top level must be a JSON object of nodes")
     meta = data.get(META_KEY)
@@ -293,9 +324,7 @@ def parse_template(
     slots = _parse_slots(prompt, meta.get("slots"))
     bypasses = _parse_bypasses(prompt, slots, meta.get("bypass", {}))
     loaders = [i for i, n in prompt.items() if n["class_type"] == CHECKPOINT_LOADER]
-    saves = tuple(i for i, n in prompt.items() if n["class_type"] == SAVE_IMAGE)
-    if not saves:
-        raise TemplateError(f"the template has no {SAVE_IMAGE} node")
+    saves = _parse_outputs(prompt, meta.get("outputs"))
     description = meta.get("description", "")
     if not isinstance(description, str):
         raise TemplateError("'description' must be a string")
@@ -308,6 +337,22 @@ def parse_template(
         checkpoint_node=loaders[0] if len(loaders) == 1 else None,
         save_nodes=saves,
     )
+
+
+def _parse_outputs(prompt: Prompt, raw: object) -> tuple[str, ...]:
+    if raw is None:
+        saves = tuple(i for i, n in prompt.items() if n["class_type"] in SAVE_NODES)
+        if not saves:
+            raise TemplateError(
+                f"the template has no {SAVE_IMAGE} node (or another saving node) and no 'outputs'"
+            )
+        return saves
+    if not isinstance(raw, list) or not raw or not all(isinstance(i, str) for i in raw):
+        raise TemplateError("'outputs' must be a non-empty list of node ids")
+    missing = [i for i in raw if i not in prompt]
+    if missing:
+        raise TemplateError(f"'outputs' names missing nodes {', '.join(missing)}")
+    return tuple(dict.fromkeys(raw))
 
 
 def _refuse_constant(token: str) -> Any:
@@ -398,6 +443,11 @@ def _check_acyclic(prompt: Prompt) -> None:
     for node_id in prompt:
         if node_id not in state:
             visit(node_id)
+
+
+def restrict(template: Template, node_classes: Collection[str]) -> None:
+    """Raise :class:`TemplateError` when ``template`` uses a node class ComfyUI does not have."""
+    _check_classes(template.prompt, node_classes, None)
 
 
 def _check_classes(

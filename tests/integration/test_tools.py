@@ -162,7 +162,9 @@ async def test_img2img_from_an_input_file_from_base64_and_from_an_earlier_output
         for data in (from_file, from_b64, chained):
             assert all(p.is_file() for p in files_of(comfy, data))
             staged = data["input"]["staged_as"]
-            assert staged.startswith("mcp/") and (comfy.input_dir / staged).is_file()
+            # The staged copy served its job and was removed when the job ended (issue 13, defect 9).
+            assert staged.startswith("mcp/") and not (comfy.input_dir / staged).exists()
+    assert (comfy.input_dir / name).is_file()  # the caller's own file is never touched
 
 
 async def test_upscale_times_four_and_save_to_output_path(comfy: ComfyServer) -> None:

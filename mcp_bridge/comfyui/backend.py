@@ -1,0 +1,64 @@
+"""The one interface through which tools, the job runner and result code reach ComfyUI.
+
+:class:`~mcp_bridge.comfyui.adapter.Comfy` implements it on a running ComfyUI; tests implement it in
+memory. Everything here is plain Python: ComfyUI's wire formats (history entries, node definitions,
+queue items) are parsed behind the implementation, never by its callers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class PromptRejected(Exception):
+    """ComfyUI's own validation refused a workflow; the message names the node, input and reason."""
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """ComfyUI's queue at one instant: running prompt ids and pending ids in execution order."""
+
+    running: list[str]
+    pending: list[str]
+
+
+@dataclass(frozen=True)
+class NodeInput:
+    """One input of a node class as ComfyUI declares it (``INPUT_TYPES``), reduced to what tools use.
+
+    ``type`` is ComfyUI's: ``INT``, ``FLOAT``, ``STRING``, ``BOOLEAN``, ``COMBO`` (a list of
+    options) or a link type such as ``MODEL`` or ``IMAGE``.
+    """
+
+    type: str
+    required: bool = True
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    options: tuple[str, ...] = ()
+    tooltip: str | None = None
+
+
+class ComfyBackend(Protocol):
+    """What the bridge needs from ComfyUI."""
+
+    # -- facts about the installation --
+    def comfyui_version(self) -> str | None: ...
+    def device_name(self) -> str: ...
+    def input_directory(self) -> str: ...
+    def output_directory(self) -> str: ...
+    def protected_directories(self) -> list[str]: ...
+    def model_files(self, folder: str) -> list[str]: ...
+    def samplers(self) -> list[str]: ...
+    def schedulers(self) -> list[str]: ...
+    def node_class_names(self) -> set[str]: ...
+    def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None: ...
+
+    # -- the queue --
+    async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int: ...
+    def queue_view(self) -> QueueView: ...
+    def queue_length(self) -> int: ...
+    def cancel(self, prompt_id: str) -> str: ...
+    def unwatch(self, prompt_id: str) -> None: ...

@@ -1,0 +1,242 @@
+"""One pipeline for every tool spec: validate → resolve → stage → build → submit → follow → present.
+
+Everything the caller sent is checked before anything is queued or written; a refusal leaves nothing
+behind (staged input copies included). Files for ``output_path`` are written by the job's delivery
+when the job ends (:mod:`..media.outputs`), whether or not anyone is still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import ValidationError
+
+from ..comfyui.backend import PromptRejected
+from ..engine.jobs import summarize
+from ..media.inputs import InputRejected, StagedImage, stage_input_image
+from ..media.outputs import delivery, plan_outputs
+from ..media.paths import PathRejected
+from ..services import Services
+from . import params
+from .arguments import ToolArguments
+from .jobs import follow_job
+from .specs import InputSpec, ToolSpec
+from .toolset import Toolset
+from .workflows import SlotValueRejected, build_prompt
+
+GENERATES = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+
+# What the caller is told about a model folder: singular, plural, and the name kind of params.check_name.
+FOLDERS: dict[str, tuple[str, str, params.NameKind]] = {
+    "checkpoints": ("checkpoint", "checkpoints", "model"),
+    "loras": ("LoRA", "LoRAs", "lora"),
+    "upscale_models": ("upscale model", "upscale models", "upscale_model"),
+    "controlnet": ("ControlNet model", "ControlNet models", "controlnet"),
+}
+
+
+def add_spec_tool(toolset: Toolset, services: Services, spec: ToolSpec, model: type[ToolArguments]) -> None:
+    """Serve ``spec`` as a tool whose arguments are ``model`` (its advertised schema included)."""
+
+    async def call(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        try:
+            parsed = model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolError(f"invalid arguments: {params.explain(exc)}") from None
+        return await run_spec(services, spec, parsed, ctx)
+
+    toolset.add_spec_tool(
+        spec.name,
+        call,
+        schema=model.model_json_schema(),
+        description=spec.description,
+        title=spec.title,
+        annotations=GENERATES,
+    )
+
+
+async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Context) -> CallToolResult:
+    """Run one validated call of ``spec``: the common path of every generation tool."""
+    limits = type(p).limits
+    chosen, loras = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
+    plan = await plan_outputs(services, ctx, p.output_path, _batch(spec, p), p.overwrite)
+    staged: dict[str, StagedImage] = {}
+    try:
+        for item in spec.of_kind("image", "mask"):
+            value = getattr(p, item.name)
+            if value is not None:
+                staged[item.name] = await _stage(services, value, limits)
+        _late_checks(spec, p, staged, limits)
+        seeds = {i.name: params.resolve_seed(getattr(p, i.name)) for i in spec.of_kind("seed")}
+        values: dict[str, Any] = {**p.slot_values()}
+        for item in spec.inputs:
+            if item.slot is None:
+                continue
+            if item.name in chosen:
+                values[item.slot] = chosen[item.name]
+            elif item.name in seeds:
+                values[item.slot] = seeds[item.name]
+            elif item.name in staged:
+                values[item.slot] = staged[item.name].name
+        job_id = str(uuid.uuid4())
+        try:
+            prompt = build_prompt(spec.template, values, loras, filename_prefix=f"mcp/{job_id}")
+        except SlotValueRejected as exc:
+            raise ToolError(str(exc)) from None
+        meta = _report(spec, p, chosen, seeds, loras, staged)
+        deliver = delivery(services, plan, [s.path for s in staged.values()])
+        try:
+            job = await services.runner.submit(
+                spec.name, prompt, _summary(spec, p, seeds, staged), meta, job_id=job_id, deliver=deliver
+            )
+        except PromptRejected as exc:
+            raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
+    except BaseException:
+        await asyncio.to_thread(_remove, [s.path for s in staged.values()])  # refused: leave nothing behind
+        raise
+    return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
+
+
+def _resolve_names(
+    services: Services, spec: ToolSpec, p: ToolArguments
+) -> tuple[dict[str, str], list[params.LoraParam]]:
+    # Worker thread: every name the caller gave must be installed; omitted models get the default pick.
+    comfy = services.comfy
+    chosen: dict[str, str] = {}
+    try:
+        for item in spec.inputs:
+            value = getattr(p, item.name)
+            if item.kind == "model":
+                chosen[item.name] = _pick_model(services, item, value)
+            elif item.kind == "sampler":
+                chosen[item.name] = params.check_name("sampler", value, comfy.samplers())
+            elif item.kind == "scheduler":
+                chosen[item.name] = params.check_name("scheduler", value, comfy.schedulers())
+        loras: list[params.LoraParam] = []
+        for item in spec.of_kind("loras"):
+            installed = comfy.model_files("loras")
+            for lora in getattr(p, item.name):
+                lora.name = params.check_name("lora", lora.name, installed)
+                loras.append(lora)
+    except params.ParamRejected as exc:
+        raise ToolError(str(exc)) from None
+    return chosen, loras
+
+
+def _pick_model(services: Services, item: InputSpec, wanted: str | None) -> str:
+    """The caller's model, else the configured default (checkpoints), else the only one installed."""
+    folder = item.folder or ""
+    one, many, kind = FOLDERS.get(folder, (f"{folder} file", f"{folder} files", "model"))
+    installed = services.comfy.model_files(folder)
+    if wanted:
+        return params.check_name(kind, wanted, installed)
+    default = services.settings.default_model if folder == "checkpoints" else ""
+    if default:
+        return params.check_name(kind, default, installed)
+    if len(installed) == 1:
+        return installed[0]
+    if not installed:
+        raise params.ParamRejected(f"no {one} is installed in ComfyUI's models/{folder} folder")
+    shown = ", ".join(installed[:10])
+    raise params.ParamRejected(f"several {many} are installed; name one with {item.name} ({shown})")
+
+
+async def _stage(services: Services, value: str, limits: params.Limits) -> StagedImage:
+    """Copy the caller's input image into ComfyUI's input folder (off the loop)."""
+    comfy = services.comfy
+    input_dir, output_dir = Path(comfy.input_directory()), Path(comfy.output_directory())
+    read_roots = [input_dir, output_dir, *(Path(r) for r in services.settings.output_roots)]
+    try:
+        return await asyncio.to_thread(
+            stage_input_image,
+            value,
+            input_dir=input_dir,
+            output_dir=output_dir,
+            read_roots=read_roots,
+            max_bytes=limits.max_input_image_bytes,
+            max_pixels=limits.max_side * limits.max_side * 4,
+        )
+    except (InputRejected, PathRejected) as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _late_checks(
+    spec: ToolSpec, p: ToolArguments, staged: dict[str, StagedImage], limits: params.Limits
+) -> None:
+    # Checks that need the staged images: an omitted size is the source image's.
+    for check in spec.checks:
+        if check.rule != "pixels" or check.source not in staged:
+            continue
+        source = staged[check.source]
+        width, height, *batch = (getattr(p, name) for name in check.inputs)
+        try:
+            limits.check_pixels(width or source.width, height or source.height, *(b or 1 for b in batch))
+        except params.ParamRejected as exc:
+            raise ToolError(str(exc)) from None
+
+
+def _batch(spec: ToolSpec, p: ToolArguments) -> int:
+    """How many images one call makes (for numbering output_path files)."""
+    counts = [getattr(p, i.name) for i in spec.inputs if i.limit == "batch"]
+    return int(counts[0] or 1) if counts else 1
+
+
+def _report(
+    spec: ToolSpec,
+    p: ToolArguments,
+    chosen: dict[str, str],
+    seeds: dict[str, int],
+    loras: list[params.LoraParam],
+    staged: dict[str, StagedImage],
+) -> dict[str, Any]:
+    """What a call reports about itself in its structured content: the values it ran with."""
+    meta: dict[str, Any] = {}
+    for item in spec.inputs:
+        value = getattr(p, item.name)
+        if item.kind in ("text", "image", "mask"):
+            continue
+        if item.kind == "loras":
+            meta[item.name] = [
+                {"name": x.name, "strength_model": x.strength_model, "strength_clip": x.strength_clip}
+                for x in loras
+            ]
+        elif item.name in chosen or item.name in seeds:
+            meta[item.name] = chosen.get(item.name, seeds.get(item.name))
+        elif value is not None:
+            meta[item.name] = value
+    for name, image in staged.items():
+        key = "input" if len(staged) == 1 else name
+        meta[key] = {
+            "staged_as": image.name,
+            "source": image.source,
+            "width": image.width,
+            "height": image.height,
+        }
+    return meta
+
+
+def _summary(spec: ToolSpec, p: ToolArguments, seeds: dict[str, int], staged: dict[str, StagedImage]) -> str:
+    """One line for the panel: the first text, the size, the seed, the source image."""
+    parts: list[tuple[str, Any]] = []
+    texts = spec.of_kind("text")
+    if texts:
+        parts.append((texts[0].name, str(getattr(p, texts[0].name))[:60]))
+    width, height = getattr(p, "width", None), getattr(p, "height", None)
+    if isinstance(width, int) and isinstance(height, int):
+        parts.append(("size", f"{width}x{height}"))
+    parts += [(name, seed) for name, seed in seeds.items()]
+    parts += [("image", image.source) for image in staged.values()]
+    return summarize(parts)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

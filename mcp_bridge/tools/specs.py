@@ -1,0 +1,238 @@
+"""Tool specs: a workflow, the arguments a caller gives it, and what it produces — as data.
+
+A spec is an API-format workflow file whose ``"_bridge"`` entry also declares the tool::
+
+    "_bridge": {
+      "tool": "generate_image", "title": "...", "description": "...",
+      "inputs": {
+        "<argument>": {"kind": "text|int|float|bool|seed|model|choice|sampler|scheduler|image|mask|loras",
+                       "node": "<id>", "input": "<name>",    # where the value goes (or "slot": "<slot>")
+                       "required": false, "nullable": false, "default": ..., "default_from": "<field>",
+                       "min": ..., "max": ..., "step": ..., "limit": "side|steps|batch|prompt",
+                       "folder": "checkpoints", "description": "..."}},
+      "checks": [{"pixels": ["width", "height", "batch_size"], "source": "input_image"},
+                 {"together": ["width", "height"], "message": "..."}],
+      "outputs": ["9"], "slots": {...}, "bypass": {...}
+    }
+
+The workflow side (slots, bypasses, LoRA chaining, output prefixes) is :mod:`.workflows`; this module
+adds what the caller sees. Bounds a spec leaves out come from ComfyUI's node definitions when the
+arguments model is compiled (:mod:`.arguments`). Pure Python: no ComfyUI import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from .workflows import Template, TemplateError, parse_template_data
+
+Kind = Literal[
+    "text",
+    "int",
+    "float",
+    "bool",
+    "seed",
+    "model",
+    "choice",
+    "sampler",
+    "scheduler",
+    "image",
+    "mask",
+    "loras",
+]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+LimitName = Literal["side", "steps", "batch", "prompt"]
+LIMITS: tuple[str, ...] = LimitName.__args__  # type: ignore[attr-defined]
+
+# The workflow slot type each kind fills (loras fill no slot: they are chained into the graph).
+SLOT_TYPES: dict[str, str] = {
+    "text": "string",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "seed": "int",
+    "model": "string",
+    "choice": "string",
+    "sampler": "string",
+    "scheduler": "string",
+    "image": "string",
+    "mask": "string",
+}
+TOOL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+ARGUMENT_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+RESERVED_ARGUMENTS = frozenset({"output_path", "overwrite"})  # every tool with outputs has them
+
+
+class SpecError(ValueError):
+    """A tool spec is broken; the message says where and what."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One argument of a tool."""
+
+    name: str
+    kind: str
+    slot: str | None  # the workflow slot it fills (None for loras)
+    required: bool = False
+    nullable: bool = False  # may be omitted/None: the workflow's bypasses or the pipeline decide then
+    default: Any = None
+    has_default: bool = False
+    default_from: str | None = None  # a field of params.Defaults that overrides ``default``
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    limit: str | None = None
+    folder: str | None = None  # model folder of a "model" input
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule over several arguments: ``pixels`` (width x height x batch within the budget, with the
+    size of ``source``'s image when width/height are omitted) or ``together`` (all or none given)."""
+
+    rule: str
+    inputs: tuple[str, ...]
+    source: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool: its name and words, its arguments, and the workflow that does the work."""
+
+    name: str
+    title: str
+    description: str
+    template: Template
+    inputs: tuple[InputSpec, ...]
+    checks: tuple[Check, ...] = ()
+
+    def input(self, name: str) -> InputSpec | None:
+        return next((i for i in self.inputs if i.name == name), None)
+
+    def of_kind(self, *kinds: str) -> list[InputSpec]:
+        return [i for i in self.inputs if i.kind in kinds]
+
+
+def parse_spec(name: str, data: Mapping[str, Any]) -> ToolSpec:
+    """Validate a spec (a workflow dict with a ``_bridge`` entry); raise :class:`SpecError`."""
+    meta = data.get("_bridge")
+    if not isinstance(meta, dict):
+        raise SpecError("missing the '_bridge' object that declares the tool")
+    raw_inputs = meta.get("inputs")
+    if not isinstance(raw_inputs, dict) or not raw_inputs:
+        raise SpecError("'inputs' must be a non-empty object of {argument: {kind, ...}}")
+    slots = dict(meta.get("slots") or {})
+    if not isinstance(meta.get("slots", {}), dict):
+        raise SpecError("'slots' must be an object")
+    for arg, raw in raw_inputs.items():
+        if isinstance(raw, dict) and "node" in raw:  # an input that names its node declares its slot
+            kind = raw.get("kind")
+            if arg in slots:
+                raise SpecError(f"input {arg!r}: names a node and is also a slot")
+            slots[arg] = {
+                "node": raw.get("node"),
+                "input": raw.get("input"),
+                "type": SLOT_TYPES.get(kind if isinstance(kind, str) else "", "string"),
+                "required": bool(raw.get("required", False)),
+            }
+    workflow = {**data, "_bridge": {**meta, "slots": slots}}
+    try:
+        template = parse_template_data(name, workflow)
+    except TemplateError as exc:
+        raise SpecError(str(exc)) from None
+
+    tool = meta.get("tool", name)
+    if not isinstance(tool, str) or not TOOL_NAME_RE.fullmatch(tool):
+        raise SpecError(
+            "'tool' must be a name of letters, digits, '_' and '-' (at most 64), starting with a letter"
+        )
+    description = meta.get("description", "")
+    title = meta.get("title", tool)
+    if not isinstance(description, str) or not description.strip():
+        raise SpecError("'description' must say what the tool does")
+    if not isinstance(title, str):
+        raise SpecError("'title' must be a string")
+    inputs = tuple(_parse_input(arg, raw, template) for arg, raw in raw_inputs.items())
+    used = [i.slot for i in inputs if i.slot]
+    if len(used) != len(set(used)):
+        raise SpecError("two inputs fill the same slot")
+    if any(i.kind == "loras" for i in inputs) and not template.supports_loras:
+        raise SpecError("a 'loras' input needs exactly one CheckpointLoaderSimple in the workflow")
+    names = {i.name for i in inputs}
+    checks = tuple(_parse_check(raw, names) for raw in meta.get("checks", []))
+    return ToolSpec(tool, title, description, template, inputs, checks)
+
+
+def _parse_input(arg: str, raw: object, template: Template) -> InputSpec:
+    where = f"input {arg!r}"
+    if not ARGUMENT_RE.fullmatch(arg) or arg in RESERVED_ARGUMENTS:
+        raise SpecError(
+            f"{where}: argument names are lower-case identifiers other than output_path/overwrite"
+        )
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: must be an object")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise SpecError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+    slot: str | None = None
+    if kind != "loras":
+        slot = raw.get("slot", arg)
+        if slot not in template.slots:
+            raise SpecError(f"{where}: no slot {slot!r} in the workflow (give node and input)")
+    limit = raw.get("limit")
+    if limit is not None and limit not in LIMITS:
+        raise SpecError(f"{where}: 'limit' must be one of {', '.join(LIMITS)}")
+    folder = raw.get("folder")
+    if kind == "model" and not (isinstance(folder, str) and folder):
+        raise SpecError(f"{where}: a model input names its model 'folder' (checkpoints, loras, ...)")
+    numbers = {}
+    for key in ("min", "max", "step"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SpecError(f"{where}: {key!r} must be a number")
+        numbers[key] = cast("float | None", value)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{where}: 'description' must be a string")
+    default_from = raw.get("default_from")
+    if default_from is not None and not isinstance(default_from, str):
+        raise SpecError(f"{where}: 'default_from' must name a generation default")
+    return InputSpec(
+        name=arg,
+        kind=kind,
+        slot=slot,
+        required=bool(raw.get("required", False)),
+        nullable=bool(raw.get("nullable", False)),
+        default=raw.get("default"),
+        has_default="default" in raw,
+        default_from=default_from,
+        minimum=numbers["min"],
+        maximum=numbers["max"],
+        step=numbers["step"],
+        limit=limit,
+        folder=folder if kind == "model" else None,
+        description=description,
+    )
+
+
+def _parse_check(raw: object, names: set[str]) -> Check:
+    if isinstance(raw, dict) and isinstance(raw.get("pixels"), list):
+        inputs, rule = tuple(raw["pixels"]), "pixels"
+        if len(inputs) not in (2, 3):
+            raise SpecError("check 'pixels' takes [width, height] or [width, height, batch]")
+    elif isinstance(raw, dict) and isinstance(raw.get("together"), list):
+        inputs, rule = tuple(raw["together"]), "together"
+    else:
+        raise SpecError("a check is {'pixels': [...]} or {'together': [...]}")
+    source = raw.get("source")
+    unknown = [n for n in (*inputs, *([source] if source else [])) if n not in names]
+    if unknown:
+        raise SpecError(f"check {rule!r} names unknown inputs {', '.join(map(str, unknown))}")
+    message = raw.get("message", "")
+    return Check(rule, tuple(str(n) for n in inputs), source, str(message))

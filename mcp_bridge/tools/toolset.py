@@ -1,0 +1,94 @@
+"""The tools the MCP server starts with, built with the SDK's public ``Tool`` class.
+
+Function tools come from :meth:`Toolset.tool` (a decorator, like ``MCPServer.tool``); spec tools from
+:meth:`Toolset.add_spec_tool`, whose input schema is the compiled spec's own. Every advertised schema
+loses pydantic's per-property titles (``tools/list`` costs the AI's context). The list is handed to
+``MCPServer(tools=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import ConfigDict
+
+F = TypeVar("F", bound=Callable[..., Any])
+SpecHandler = Callable[[dict[str, Any], Context], Awaitable[CallToolResult]]
+
+
+class RawArguments(ArgModelBase):
+    """Hands a spec tool its raw arguments: the tool validates them with its own model (better errors)."""
+
+    model_config = ConfigDict(extra="allow", arbitrary_types_allowed=True)
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"arguments": dict(self.__pydantic_extra__ or {})}
+
+
+class Toolset:
+    """An ordered collection of tools for one MCP server."""
+
+    def __init__(self) -> None:
+        self.tools: list[Tool] = []
+
+    def tool(
+        self, *, annotations: ToolAnnotations | None = None, title: str | None = None
+    ) -> Callable[[F], F]:
+        """Decorator: add ``fn`` as a tool named after it, described by its docstring."""
+
+        def add(fn: F) -> F:
+            tool = Tool.from_function(fn, title=title, annotations=annotations)
+            drop_titles(tool.parameters)
+            if tool.fn_metadata.output_schema is not None:
+                drop_titles(tool.fn_metadata.output_schema)
+            self.tools.append(tool)
+            return fn
+
+        return add
+
+    def add_spec_tool(
+        self,
+        name: str,
+        handler: SpecHandler,
+        *,
+        schema: dict[str, Any],
+        description: str,
+        title: str | None = None,
+        annotations: ToolAnnotations | None = None,
+    ) -> None:
+        """Add a tool whose arguments are exactly ``schema`` and reach ``handler`` unvalidated."""
+        drop_titles(schema)
+        self.tools.append(
+            Tool(
+                fn=handler,
+                name=name,
+                title=title,
+                description=description,
+                parameters=schema,
+                fn_metadata=FuncMetadata(arg_model=RawArguments),
+                is_async=True,
+                context_kwarg="ctx",
+                annotations=annotations,
+            )
+        )
+
+
+def drop_titles(schema: object) -> None:
+    """Remove the ``title`` pydantic derives from every property name: pure repetition for an AI reader."""
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for prop in props.values():
+                if isinstance(prop, dict):
+                    prop.pop("title", None)
+        schema.pop("title", None)
+        for value in schema.values():
+            drop_titles(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            drop_titles(item)
