@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import stat
@@ -17,6 +18,7 @@ from mcp_bridge.comfyui.adapter import ServerOptions
 from mcp_bridge.config import Settings
 from mcp_bridge.engine.jobs import JobRegistry
 from mcp_bridge.server import panel, security
+from mcp_bridge.server.sessions import SessionRegistry
 
 
 class FakeClock:
@@ -265,3 +267,44 @@ def test_job_changes_are_pushed_and_a_refused_job_is_removed(tmp_path: Path) -> 
     # queued and running go out at once; the burst of 29 progress events is held back (throttled)
     assert states == ["queued", "running", "succeeded"]
     assert rest[-1]["active"] == 0
+
+
+def test_many_stateless_clients_expiring_together_cost_one_pass_and_no_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The panel observes the session registry and builds its push from a snapshot, which expires
+    # stale entries: expiry must not re-enter itself through the observer (it once recursed as deep
+    # as the number of expired entries, into RecursionError tracebacks by the hundred).
+    clock = FakeClock()
+    sessions = SessionRegistry(stateless_ttl_s=600.0, clock=clock)
+    many = 400
+
+    async def run() -> list[tuple[str, Any]]:
+        sent: list[tuple[str, Any]] = []
+        services = SimpleNamespace(registry=JobRegistry(), settings=Settings(), runner=None, comfy=None)
+        options = ServerOptions(
+            listen="127.0.0.1", port=8188, tls=False, cors_origin=None, user_directory=str(tmp_path)
+        )
+        board = panel.Panel(
+            services,
+            SimpleNamespace(registry=sessions, policy=panel.Panel._fallback_policy(options, services)),
+            options,
+            lambda e, d: sent.append((e, d)),
+            asyncio.get_running_loop(),
+        )
+        board.observe()
+        for n in range(many):
+            sessions.seen_stateless(f"client-{n}", "1.0", "2026-07-28", "127.0.0.1")
+        clock.now += 601.0
+        sent.clear()
+        with caplog.at_level(logging.DEBUG, logger="comfyui_mcp_bridge"):
+            snapshot = sessions.snapshot()  # what GET /mcp-bridge/sessions serves
+            await flush_timers(board.pusher)
+        board.close()
+        assert snapshot["sessions"] == [] and snapshot["counts"]["stateless_clients"] == 0
+        return sent
+
+    sent = asyncio.run(run())
+    assert [r.getMessage() for r in caplog.records] == []
+    assert 1 <= len(sent) <= 2  # the burst of expiries is coalesced into one (or two) panel updates
+    assert sent[-1][1]["sessions"] == []
