@@ -198,7 +198,8 @@ def _node_input(spec: Any, required: bool) -> NodeInput:
 EventSink = Callable[[str, dict[str, Any]], None]
 DoneSink = Callable[[str, "dict[str, Any] | None"], None]
 
-# Events whose payload names the prompt they belong to; anything else is ignored by the hook.
+# Events whose payload names the prompt they belong to; besides them only "status" (the queue changed)
+# is forwarded, without its payload.
 _PROMPT_EVENTS = frozenset(
     {
         "execution_start",
@@ -243,7 +244,8 @@ class Comfy:
 
     Construct on ComfyUI's event loop thread. ``on_event`` and ``on_done`` are always called on that
     loop (handed over with ``call_soon_threadsafe`` from ComfyUI's worker thread), and only for prompt
-    ids that were passed to :meth:`watch`.
+    ids that were passed to :meth:`watch` — plus ``on_event("status", {})`` whenever ComfyUI's queue
+    changed while any prompt is watched.
     """
 
     def __init__(self, server: Any, on_event: EventSink, on_done: DoneSink) -> None:
@@ -354,6 +356,10 @@ class Comfy:
 
     def _see_event(self, event: Any, data: Any) -> None:
         # Runs on ComfyUI's worker thread (or the loop): cheap checks, a shallow copy, one hand-off.
+        if event == "status":  # the queue changed (put, taken, done, deleted): positions move
+            if self._watched:
+                self.loop.call_soon_threadsafe(self._on_event, "status", {})
+            return
         if event not in _PROMPT_EVENTS or not isinstance(data, dict):
             return
         prompt_id = data.get("prompt_id")
@@ -435,3 +441,10 @@ class Comfy:
         """ComfyUI's history entry of a prompt (a deep copy), or None."""
         entry = self.server.prompt_queue.get_history(prompt_id=prompt_id).get(prompt_id)
         return dict(entry) if entry else None
+
+    def has_run(self, prompt_id: str) -> bool:
+        """Whether ComfyUI ran the prompt (it has a history entry): a prompt that left the queue without
+        one was removed."""
+        queue = self.server.prompt_queue
+        with queue.mutex:
+            return prompt_id in queue.history

@@ -56,6 +56,8 @@ class Job:
     outputs: list[dict[str, str]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     cancel_requested: bool = False
+    on_queue: bool = False  # its prompt reached ComfyUI's queue
+    owner: str | None = None  # the MCP session that submitted it (None: stateless call or unknown)
     meta: dict[str, Any] = field(default_factory=dict)
     delivery: Any = None  # what the job-end step did (files written for output_path, a write error)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -130,6 +132,13 @@ class Job:
         return True
 
 
+REMOVED_ERROR = {
+    "type": "removed",
+    "message": "its prompt was removed from ComfyUI's queue outside this MCP server (for example in "
+    "ComfyUI's queue panel or with POST /queue) before it ran",
+}
+
+
 def _images_of(entry: dict[str, Any]) -> list[dict[str, str]]:
     images: list[dict[str, str]] = []
     for node_output in (entry.get("outputs") or {}).values():
@@ -173,6 +182,8 @@ class JobRegistry:
         self._keep_finished = keep_finished
         self._keep_seconds = keep_seconds
         self._observers: list[Listener] = []
+        self._finished_in_comfy: Callable[[str], bool] | None = None
+        self._refresh_scheduled = False
 
     # -- lookup --
 
@@ -194,6 +205,13 @@ class JobRegistry:
         """Call ``observer(job)`` after any job changes (the status panel)."""
         self._observers.append(observer)
         return lambda: self._observers.remove(observer) if observer in self._observers else None
+
+    def detect_removals(self, finished_in_comfy: Callable[[str], bool]) -> None:
+        """Cancel a queued job whose prompt left ComfyUI's queue without running (someone removed it).
+
+        ``finished_in_comfy(prompt_id)`` tells a prompt that ran (its history exists) from a removed one.
+        """
+        self._finished_in_comfy = finished_in_comfy
 
     # -- life --
 
@@ -218,7 +236,7 @@ class JobRegistry:
     def on_event(self, event: str, data: dict[str, Any]) -> None:
         """Apply one ComfyUI event (called on the event loop)."""
         if event == "status":
-            self.refresh_positions()
+            self.queue_changed()
             return
         job = self._active.get(str(data.get("prompt_id")))
         if job is None or job.state.finished:
@@ -278,22 +296,61 @@ class JobRegistry:
             job.cancel_requested = True
             self._finish(job, JobState.CANCELLED)
 
+    def mark_on_queue(self, job_id: str) -> None:
+        """The job's prompt is on ComfyUI's queue now (from here on, leaving it unrun means removed)."""
+        job = self._active.get(job_id)
+        if job is not None:
+            job.on_queue = True
+
+    def queue_changed(self) -> None:
+        """ComfyUI's queue changed: refresh positions once per turn of the event loop, however many
+        changes arrived in it (immediately when no loop runs)."""
+        if self._refresh_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.refresh_positions()
+            return
+        self._refresh_scheduled = True
+        loop.call_soon(self._scheduled_refresh)
+
+    def _scheduled_refresh(self) -> None:
+        self._refresh_scheduled = False
+        try:
+            self.refresh_positions()
+        except Exception:  # noqa: BLE001 - a queue read must never break the loop's callbacks
+            log.exception("mcp-bridge: refreshing queue positions failed")
+
     def refresh_positions(self) -> None:
-        """Recompute queue positions of waiting jobs from ComfyUI's queue."""
+        """Recompute queue positions of waiting jobs from ComfyUI's queue; a job is told only when its
+        own position changed. A waiting job whose prompt is gone without having run is cancelled."""
         waiting = [job for job in self._active.values() if job.state is JobState.QUEUED]
         if not waiting or self._queue_view is None:
             return
         running, pending = self._queue_view()
         order = {pid: i + 1 for i, pid in enumerate(pending)}
+        running_ids = set(running)
         for job in waiting:
             position = order.get(job.id)
-            if job.id in running:
+            if job.id in running_ids:
                 self._start(job)
+            elif position is None and self._removed(job):
+                job.error = dict(REMOVED_ERROR)
+                self._finish(job, JobState.CANCELLED)
+                continue
             elif position != job.queue_position:
                 job.queue_position = position
             else:
                 continue
             self._changed(job)
+
+    def _removed(self, job: Job) -> bool:
+        # Neither pending nor running: removed, unless it already ran (its history exists; our
+        # completion hook hands it over a moment later).
+        if not job.on_queue or self._finished_in_comfy is None:
+            return False
+        return not self._finished_in_comfy(job.id)
 
     # -- internals --
 

@@ -13,12 +13,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..comfyui.backend import ComfyBackend
-from .jobs import Job, JobRegistry
+from .jobs import Job, JobRegistry, JobState
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
 ProgressReport = Callable[[float, float, str], Awaitable[None]]
 Deliver = Callable[[Job], Awaitable[Any]]  # the job-end step of a call; its result goes to job.delivery
+
+# A waiting job's queue position is sent at most this often (coalesced: the latest one wins). Every
+# queue change moves every waiting job, so telling each one every time costs O(n²) notifications.
+POSITION_NOTICE_INTERVAL_S = 1.0
 
 
 class JobRunner:
@@ -30,6 +34,7 @@ class JobRunner:
         self._deliveries: dict[str, Deliver] = {}
         self._settled: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        registry.detect_removals(comfy.has_run)
         registry.observe(self._on_change)
 
     async def submit(
@@ -61,6 +66,7 @@ class JobRunner:
             self._settled.pop(job_id, None)
             self.registry.discard(job_id)
             raise
+        self.registry.mark_on_queue(job_id)
         self.registry.refresh_positions()
         return job
 
@@ -85,7 +91,10 @@ class JobRunner:
                 log.warning("mcp-bridge: job %s: delivery still running after %.0f s", job.id, timeout)
 
     def _on_change(self, job: Job) -> None:
-        # Registry observer (on the loop): a job that just ended gets its delivery, exactly once.
+        # Registry observer (on the loop): a job that just ended (done, cancelled, removed from
+        # ComfyUI's queue) is no longer watched and gets its delivery, exactly once.
+        if job.state.finished:
+            self.comfy.unwatch(job.id)
         if job.state.finished and job.id in self._deliveries:
             task = asyncio.get_running_loop().create_task(self._deliver(job, self._deliveries.pop(job.id)))
             self._tasks.add(task)
@@ -106,34 +115,78 @@ class JobRunner:
         self.comfy.unwatch(job_id)
         self.registry.on_done(job_id, entry)
 
-    async def follow(self, job: Job, report: ProgressReport | None, timeout: float) -> bool:
+    async def follow(
+        self,
+        job: Job,
+        report: ProgressReport | None,
+        timeout: float,
+        *,
+        position_interval: float = POSITION_NOTICE_INTERVAL_S,
+    ) -> bool:
         """Wait up to ``timeout`` s for ``job``, reporting progress (0–100) on every change.
 
-        Returns True if the job finished. Progress values strictly increase, as MCP requires.
+        Returns True if the job finished. Progress values strictly increase, as MCP requires. A change
+        of queue position alone is reported at most every ``position_interval`` s.
         """
         changed = asyncio.Event()
         unsubscribe = job.subscribe(lambda _job: changed.set())
         deadline = time.monotonic() + timeout
-        last_value = -1.0
-        last_message = None
+        progress = _Progress(report, position_interval)
         try:
-            while not job.state.finished:
-                if report is not None:
-                    value = round(job.fraction() * 100, 2)
-                    message = job.message()
-                    if value > last_value or message != last_message:
-                        value = max(value, round(last_value + 0.01, 2))
-                        if value <= 100:
-                            await report(value, 100.0, message)
-                        last_value, last_message = value, message
+            while True:
+                # Clear before reading the job: a change during the report below (it awaits the
+                # client's stream) sets the event again instead of being lost.
+                changed.clear()
+                if job.state.finished:
+                    return True
+                retry_in = await progress.send(job)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                changed.clear()
                 try:
-                    await asyncio.wait_for(changed.wait(), left)
+                    await asyncio.wait_for(changed.wait(), min(left, retry_in))
                 except asyncio.TimeoutError:
-                    return job.state.finished
-            return True
+                    if time.monotonic() >= deadline:
+                        return job.state.finished
         finally:
             unsubscribe()
+
+
+class _Progress:
+    """What one follower told its caller so far; decides what to send next."""
+
+    def __init__(self, report: ProgressReport | None, position_interval: float) -> None:
+        self.report = report
+        self.position_interval = position_interval
+        self.value = -1.0
+        self.message: str | None = None
+        self.position: int | None = None
+        self.sent_at = -float("inf")
+
+    async def send(self, job: Job) -> float:
+        """Report ``job`` if it changed; return how long a held-back position change may wait."""
+        if self.report is None:
+            return float("inf")
+        value = round(job.fraction() * 100, 2)
+        message = job.message()
+        if value <= self.value and message == self.message:
+            return float("inf")
+        if self._only_position_moved(job, value):
+            wait = self.sent_at + self.position_interval - time.monotonic()
+            if wait > 0:
+                return wait  # coalesced: the latest position goes out when the interval is over
+        value = max(value, round(self.value + 0.01, 2))
+        if value <= 100:
+            await self.report(value, 100.0, message)
+        self.value, self.message, self.position = value, message, job.queue_position
+        self.sent_at = time.monotonic()
+        return float("inf")
+
+    def _only_position_moved(self, job: Job, value: float) -> bool:
+        return (
+            job.state is JobState.QUEUED
+            and self.message is not None
+            and self.position is not None
+            and job.queue_position is not None
+            and value <= self.value
+        )

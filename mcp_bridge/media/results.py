@@ -60,7 +60,8 @@ def failure_message(job: Job) -> str:
     """Why a job did not succeed, in words the caller can act on."""
     err = job.error or {}
     if job.state is JobState.CANCELLED:
-        return f"Job {job.id} was cancelled."
+        why = f": {err['message']}" if err.get("type") == "removed" else ""
+        return f"Job {job.id} was cancelled{why}."
     if job.state is JobState.INTERRUPTED:
         return (
             f"Job {job.id} was interrupted in ComfyUI (someone pressed cancel or called /interrupt). "

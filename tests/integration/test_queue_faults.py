@@ -1,0 +1,98 @@
+"""The job engine under faults: wake-ups never lost, prompts removed behind our back, job ids private."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+from test_jobs import empty_image, gen_args, our_jobs, recorder, text, wait_for
+
+from testbed import comfy_api
+from testbed.mcp_client import WAYS, connect
+from testbed.server import ComfyServer
+
+pytestmark = pytest.mark.anyio
+
+CALLS = 300
+
+
+def finished_at(entry: dict[str, Any]) -> float:
+    """When ComfyUI says the prompt finished (its execution_success message), in epoch seconds."""
+    for event, data in entry["status"]["messages"]:
+        if event == "execution_success":
+            return float(data["timestamp"]) / 1000
+    raise AssertionError(f"no execution_success in {entry['status']}")
+
+
+@pytest.mark.parametrize("way", WAYS)
+async def test_300_model_free_calls_with_progress_all_return_within_a_second_of_their_jobs_end(
+    comfy: ComfyServer, way: str
+) -> None:
+    returned: dict[str, float] = {}
+    async with connect(way, comfy.url) as client:
+        for _ in range(CALLS):
+            seen, on_progress = recorder()
+            result = await client.call_tool(
+                "debug_run_workflow", {"workflow": empty_image()}, progress_callback=on_progress
+            )
+            at = time.time()
+            assert not result.is_error, text(result)
+            data = result.structured_content
+            assert data is not None and data["state"] == "succeeded", data
+            returned[data["job_id"]] = at
+    late = {}
+    for job_id, at in returned.items():
+        entry = comfy_api.history(comfy.url, job_id)
+        assert entry is not None
+        if at - finished_at(entry) > 1.0:
+            late[job_id] = round(at - finished_at(entry), 2)
+    assert not late, f"{len(late)}/{CALLS} calls returned over 1 s after their job ended: {late}"
+
+
+async def test_a_queued_job_whose_prompt_is_deleted_through_comfyuis_api_ends_cancelled_with_why(
+    comfy: ComfyServer,
+) -> None:
+    async with connect("streamable-2025", comfy.url) as a, connect("streamable-2026", comfy.url) as b:
+        results: dict[str, CallToolResult] = {}
+
+        async def call(name: str, client: Client, args: dict[str, Any]) -> None:
+            results[name] = await client.call_tool("generate_image", args)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "long", a, gen_args(steps=60, size=128))
+
+            async def long_running() -> bool:
+                return bool((await our_jobs(a))["running"])
+
+            await wait_for(long_running)
+            tg.start_soon(call, "second", b, gen_args(steps=2))
+
+            def pending() -> list[str]:
+                return [str(item[1]) for item in comfy_api.queue(comfy.url)["queue_pending"]]
+
+            async def one_pending() -> bool:
+                return len(pending()) == 1
+
+            await wait_for(one_pending)
+            (second_id,) = pending()
+            async with aiohttp.ClientSession() as http:  # someone else, through ComfyUI's own API
+                reply = await http.post(f"{comfy.url}/queue", json={"delete": [second_id]})
+                assert reply.status == 200
+
+            async def second_returned() -> bool:
+                return "second" in results
+
+            await wait_for(second_returned)
+            long_id = (await our_jobs(a))["running"][0]["job_id"]
+            await a.call_tool("cancel_job", {"job_id": long_id})
+        second = results["second"]
+        assert second.is_error
+        assert "cancelled" in text(second) and "removed from ComfyUI's queue" in text(second)
+        job = await b.call_tool("get_job", {"job_id": second_id})
+        assert job.is_error and "removed from ComfyUI's queue" in text(job)
+        assert comfy_api.history(comfy.url, second_id) is None  # it never ran
