@@ -14,7 +14,8 @@ every MCP request itself, before the SDK sees it (security.md §4.1):
 3. **Bearer token** (``Authorization: Bearer …``, never from the query string), compared in constant
    time. Required when ComfyUI listens beyond loopback or runs with ``--enable-cors-header``; on a
    loopback-only ComfyUI only if ``require_token_on_loopback`` is set. Otherwise **401** with
-   ``WWW-Authenticate: Bearer``.
+   ``WWW-Authenticate: Bearer``. A presented token that is wrong is always a **401**
+   (``error="invalid_token"``), also where the token is optional.
 
    Why not required on loopback by default: there, only processes on this machine can connect, and
    they can already drive ComfyUI through its own unauthenticated ``/prompt`` API, so a token would
@@ -347,18 +348,20 @@ class Policy:
             )
         if headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site" and verdict != "explicit":
             return Rejection(403, "cross-site", "Cross-site requests are not allowed for the MCP endpoint")
-        if needs_token and self.token_required:
+        if needs_token:
             provided = bearer_token(headers)
-            if provided is None:
+            if provided is not None and not self.token_matches(provided):
+                # Wrong is wrong, also where the token is optional: a client must not believe it is
+                # authenticated with a stale or mistyped token.
+                challenge = 'Bearer realm="comfyui-mcp-bridge", error="invalid_token"'
+                return Rejection(401, "token-wrong", "Invalid bearer token", {"WWW-Authenticate": challenge})
+            if provided is None and self.token_required:
                 return Rejection(
                     401,
                     "token-missing",
                     "This MCP endpoint requires a bearer token (Authorization: Bearer <token>)",
                     {"WWW-Authenticate": 'Bearer realm="comfyui-mcp-bridge"'},
                 )
-            if not self.token_matches(provided):
-                challenge = 'Bearer realm="comfyui-mcp-bridge", error="invalid_token"'
-                return Rejection(401, "token-wrong", "Invalid bearer token", {"WWW-Authenticate": challenge})
         if method == "POST":
             ctype = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
             if ctype != "application/json":

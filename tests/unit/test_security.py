@@ -230,6 +230,20 @@ def test_bearer_token_when_required(
     assert TOKEN not in rejection.message
 
 
+@pytest.mark.parametrize("authorization", ["Bearer wrong", "Bearer " + TOKEN[:-1], "Bearer " + "é" * 43])
+@pytest.mark.parametrize("token", [TOKEN, None], ids=["token-loaded", "token-unavailable"])
+def test_a_wrong_token_is_refused_where_the_token_is_optional(authorization: str, token: str | None) -> None:
+    gate = policy(token=token)
+    assert not gate.token_required
+    headers = base_headers()
+    assert gate.check("POST", headers, None) is None  # no token: fine on loopback
+    rejection = gate.check("POST", {**headers, "Authorization": authorization}, None)
+    assert rejection is not None and rejection.status == 401 and rejection.reason == "token-wrong"
+    assert 'error="invalid_token"' in rejection.headers["WWW-Authenticate"]
+    if token is not None:
+        assert gate.check("POST", {**headers, "Authorization": "Bearer " + TOKEN}, None) is None
+
+
 def test_the_token_is_generated_once_and_kept_owner_only(tmp_path: Path) -> None:
     token = security.load_or_create_token(tmp_path)
     path = security.token_path(tmp_path)
