@@ -9,6 +9,7 @@ text, see CVE-2026-56673). Synchronous: run it off the event loop.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from .paths import PathPolicy, PathRejected, safe_write
 RESOURCE_PREFIX = "comfy://output/"  # results link full images as RESOURCE_PREFIX + subfolder/name
 STAGING_SUBFOLDER = "mcp"
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+_URL = re.compile(r"^[a-z][a-z0-9+.-]+://", re.IGNORECASE)  # http://, ftp://, file://, … (not C:\)
 
 
 class InputRejected(ValueError):
@@ -40,6 +42,10 @@ ACCEPTED = (
     "input_image accepts: base64 or a data:image/...;base64 URI; a comfy://output/... URI from an earlier "
     "result; a file name in ComfyUI's input or output folder; or a full path inside the allowed folders"
 )
+NOT_FETCHED = (
+    "URLs are not fetched; give a file name in ComfyUI's input/output folder, a comfy://output/… URI, "
+    "a path inside an allowed folder, or base64 / a data: URI"
+)
 
 
 def _locate(value: str, input_dir: Path, output_dir: Path, read_roots: list[Path]) -> tuple[Path, str]:
@@ -51,6 +57,8 @@ def _locate(value: str, input_dir: Path, output_dir: Path, read_roots: list[Path
             return policy.resolve_input(rel, output_dir), "resource"
         except PathRejected as exc:
             raise InputRejected(f"{text[:120]!r} is not an output of this ComfyUI: {exc.reason}") from None
+    if _URL.match(text):
+        raise InputRejected(f"input_image {text[:120]!r} is a URL. {NOT_FETCHED}")
     if "/" not in text and "\\" not in text:
         # A bare file name: ComfyUI's input folder first, then outputs (the bridge saves under mcp/).
         for folder, source in (

@@ -74,3 +74,27 @@ def test_a_resource_uri_cannot_climb_out_of_the_output_folder(dirs: tuple[Path, 
     (dirs[0] / "secret.png").write_bytes(png())
     with pytest.raises(InputRejected, match="not an output"):
         stage("comfy://output/../input/secret.png", dirs)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/cat.png",
+        "https://example.com/a/b.png?x=1",
+        "ftp://host/cat.png",
+        "file:///etc/passwd",
+        "FILE://C:/x.png",
+        "s3://bucket/cat.png",
+    ],
+)
+def test_a_url_is_refused_saying_urls_are_not_fetched_and_what_is_accepted(
+    dirs: tuple[Path, Path], url: str
+) -> None:
+    with pytest.raises(InputRejected) as caught:
+        stage(url, dirs)
+    message = str(caught.value)
+    assert "URLs are not fetched" in message
+    for accepted in ("file name", "comfy://output/", "allowed folder", "base64", "data: URI"):
+        assert accepted in message
+    assert "':' is not allowed" not in message
+    assert not (dirs[0] / "mcp").exists()
