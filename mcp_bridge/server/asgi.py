@@ -80,6 +80,7 @@ class AsgiExchange:
         self._gone = False
         self._body_done = False
         self._body_bytes = 0
+        self._preread: bytes | None = None
         self._waiters: set[asyncio.Future[None]] = set()
 
     # -- state --
@@ -105,8 +106,26 @@ class AsgiExchange:
 
     # -- ASGI callables --
 
+    async def read_body(self) -> bytes | None:
+        """Read the whole body now (None if the client left; :class:`BodyTooLarge` past the cap).
+
+        ``receive()`` then hands the app that body in one message, so it is read only once.
+        """
+        chunks: list[bytes] = []
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message["body"])
+            if not message["more_body"]:
+                self._preread = b"".join(chunks)
+                return self._preread
+
     async def receive(self) -> Message:
         """ASGI ``receive``: body chunks first, then ``http.disconnect`` once the client is gone."""
+        if self._preread is not None:
+            body, self._preread = self._preread, None
+            return {"type": "http.request", "body": body, "more_body": False}
         if not self._body_done and not self._finished and not self.disconnected:
             try:
                 chunk = await self.request.content.readany()

@@ -9,7 +9,8 @@ Routes (ComfyUI also mounts each under ``/api``):
   stream (``/api/mcp/sse`` advertises ``/api/mcp/messages``);
 - ``GET /mcp-bridge/sessions`` — the session registry's snapshot (JSON), behind the same gate.
 
-Every request passes :class:`~.security.Policy` first. The session manager's ``run()`` is an anyio
+Every request passes :class:`~.security.Policy` first; a POST body is then read once and must be strict
+JSON, and an ``MCP-Protocol-Version`` header must name a supported version (:mod:`.wire`). The session manager's ``run()`` is an anyio
 context whose task group must be entered and left in one task, so it lives in a dedicated asyncio
 task, started by the first MCP request and stopped by :meth:`McpTransport.shutdown` (registered on
 ``app.on_shutdown``), which also cancels the handler tasks of open streams.
@@ -30,12 +31,20 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.types import CLIENT_INFO_META_KEY, INTERNAL_ERROR, INVALID_REQUEST, ErrorData, JSONRPCError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp.types import (
+    CLIENT_INFO_META_KEY,
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    ErrorData,
+    JSONRPCError,
+)
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..config import Settings
-from . import security
-from .asgi import AsgiExchange, Message, Receive, Scope, Send, local_ip
+from . import security, wire
+from .asgi import AsgiExchange, BodyTooLarge, Message, Receive, Scope, Send, local_ip
 from .sessions import SSE, STREAMABLE, SessionRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -107,9 +116,13 @@ class _SessionManager(StreamableHTTPSessionManager):
 
 
 def _json_error(
-    status: int, message: str, headers: dict[str, str] | None = None, code: int = INVALID_REQUEST
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    code: int = INVALID_REQUEST,
+    data: object = None,
 ) -> web.Response:
-    body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message))
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message, data=data))
     return web.Response(
         status=status,
         text=body.model_dump_json(by_alias=True, exclude_unset=True),
@@ -261,11 +274,11 @@ class McpTransport:
         )
         headers = dict(rejection.headers)
         if rejection.reason not in ("host", "origin", "cross-site"):
-            headers.update(self.policy.cors_headers(request.headers, local_ip(request)))
+            headers.update(self._cors(request))
         return _json_error(rejection.status, rejection.message, headers)
 
     def _cors_hook(self, request: web.Request) -> list[tuple[str, str]]:
-        return list(self.policy.cors_headers(request.headers, local_ip(request)).items())
+        return list(self._cors(request).items())
 
     async def _serve(
         self,
@@ -303,11 +316,34 @@ class McpTransport:
         self.registry.add("open_requests")
         self.registry.add("requests_total")
         try:
+            if request.method == "POST":
+                refused = await self._check_body(request, exchange)
+                if refused is not None:
+                    return refused
             return await exchange.run(app)
         finally:
             self.registry.add("open_requests", -1)
             if task is not None:
                 self._handlers.discard(task)
+
+    async def _check_body(self, request: web.Request, exchange: AsgiExchange) -> web.StreamResponse | None:
+        """Read a POST body once and refuse it unless it is strict JSON (before the SDK parses it)."""
+        try:
+            body = await exchange.read_body()
+        except BodyTooLarge:
+            self.registry.rejected("body-size")
+            limit = self.settings.max_body_bytes
+            return _json_error(413, f"Request body larger than {limit} bytes", self._cors(request))
+        if body is None:
+            return web.Response(status=499)  # the client left; aiohttp discards this
+        problem = wire.json_problem(body)
+        if problem is None:
+            return None
+        self.registry.rejected("json")
+        return _json_error(400, f"Parse error: {problem}", self._cors(request), code=PARSE_ERROR)
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        return self.policy.cors_headers(request.headers, local_ip(request))
 
     # -- routes --
 
@@ -316,6 +352,14 @@ class McpTransport:
         refused = self._refuse(request)
         if refused is not None:
             return refused
+        requested = request.headers.get("MCP-Protocol-Version")
+        problem = wire.protocol_version_problem(requested)
+        if problem is not None:
+            self.registry.rejected("protocol-version")
+            data = {"supported": list(wire.SUPPORTED_VERSIONS), "requested": (requested or "")[:40]}
+            return _json_error(
+                400, problem, self._cors(request), code=UNSUPPORTED_PROTOCOL_VERSION, data=data
+            )
         manager = await self._ensure_manager()
         if manager is None:
             return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
@@ -403,7 +447,7 @@ class McpTransport:
         if refused is not None:
             return refused
         data = self.snapshot()
-        return web.json_response(data, headers=self.policy.cors_headers(request.headers, local_ip(request)))
+        return web.json_response(data, headers=self._cors(request))
 
     def snapshot(self) -> dict[str, Any]:
         """The registry's snapshot plus the gate's posture (JSON-safe)."""

@@ -152,6 +152,24 @@ async def test_unknown_session_ids_get_404(comfy: ComfyServer) -> None:
     assert got == 404
 
 
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_a_wrong_token_is_refused_on_loopback_where_the_token_is_optional(
+    comfy: ComfyServer, method: str, path: str
+) -> None:
+    before = await counts(comfy)
+    assert before["token_required"] is False
+    body = json.dumps(INIT).encode() if method == "POST" else None
+    wrong = {**ACCEPT, "Authorization": "Bearer " + "x" * 43}
+    got, headers, data = await http(comfy, method, path, wrong, body)
+    assert got == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+    assert json.loads(data)["error"]["message"] == "Invalid bearer token"
+    after = await counts(comfy)
+    assert after["counts"]["requests_total"] == before["counts"]["requests_total"]  # the SDK never saw it
+    right = {**ACCEPT, "Authorization": f"Bearer {token_of(comfy)}"}
+    got, _, _ = await http(comfy, "GET", "/mcp-bridge/sessions", right)
+    assert got == 200
+
+
 async def test_listening_on_all_interfaces_requires_the_token(comfy: ComfyServer, comfy_factory: Any) -> None:
     """ComfyUI with --listen 0.0.0.0 (reached through 127.0.0.1 only): no token, no MCP."""
     exposed: ComfyServer = comfy_factory(comfy.version, listen="0.0.0.0")  # noqa: S104 - the case under test
@@ -213,3 +231,88 @@ async def test_with_cors_enabled_we_answer_preflights_and_label_streams(
         server, "GET", "/mcp/sse", {"Origin": "https://evil.example", "Authorization": f"Bearer {token}"}
     )
     assert got == 403
+
+
+LOOSE_JSON = {
+    "duplicate-id": (b'{"jsonrpc": "2.0", "id": 1, "id": 2, "method": "ping"}', "duplicate key 'id'"),
+    "duplicate-nested": (
+        b'{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {"_meta": {}, "_meta": {}}}',
+        "duplicate key '_meta'",
+    ),
+    "nan-id": (b'{"jsonrpc": "2.0", "id": NaN, "method": "ping"}', "NaN is not valid JSON"),
+    "infinity": (b'{"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"x": -Infinity}}', "-Infinity"),
+}
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+async def open_session(server: ComfyServer) -> str:
+    got, headers, _ = await http(server, "POST", "/mcp", ACCEPT, json.dumps(INIT).encode())
+    assert got == 200
+    return str(headers["mcp-session-id"])
+
+
+async def post_routes(server: ComfyServer, sse_url: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Every MCP POST route, each as (path, headers) a well-formed message would be accepted on."""
+    session = {**ACCEPT, "Mcp-Session-Id": await open_session(server), "MCP-Protocol-Version": "2025-11-25"}
+    modern = {**ACCEPT, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "ping"}
+    return {
+        "2025-new-session": ("/mcp", ACCEPT),
+        "2025-session": ("/mcp", session),
+        "2025-session-api": ("/api/mcp", session),
+        "2026": ("/mcp", modern),
+        "sse-messages": (sse_url, ACCEPT),
+    }
+
+
+async def test_loose_json_is_a_parse_error_on_every_post_route(comfy: ComfyServer) -> None:
+    async with aiohttp.ClientSession() as client:
+        async with client.get(comfy.url + "/mcp/sse", headers={"Accept": "text/event-stream"}) as stream:
+            assert stream.status == 200
+            line = b""
+            while not line.startswith(b"data: "):
+                line = await stream.content.readline()
+            sse_url = line[len(b"data: ") :].strip().decode()
+            routes = await post_routes(comfy, sse_url)
+            tracebacks = comfy.log_text().count("Traceback")
+            before = await counts(comfy)
+            for route, (path, headers) in routes.items():
+                for case, (body, reason) in LOOSE_JSON.items():
+                    got, _, data = await http(comfy, "POST", path, headers, body)
+                    assert got == 400, (route, case)
+                    error = json.loads(data)["error"]
+                    assert error["code"] == -32700 and reason in error["message"], (route, case, error)
+            after = await counts(comfy)
+            assert after["rejections"]["json"] - before["rejections"].get("json", 0) == 20
+            assert comfy.log_text().count("Traceback") == tracebacks
+            # The same routes still serve strict JSON.
+            listing = {"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {"_meta": MODERN_META}}
+            modern = {**routes["2026"][1], "Mcp-Method": "tools/list"}
+            got, _, _ = await http(comfy, "POST", "/mcp", modern, json.dumps(listing).encode())
+            assert got == 200
+            got, _, _ = await http(
+                comfy, "POST", sse_url, ACCEPT, b'{"jsonrpc": "2.0", "id": 9, "method": "ping"}'
+            )
+            assert got == 202
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+@pytest.mark.parametrize("version", ["2099-01-01", "garbage", "2024-10-07"])
+async def test_an_unsupported_protocol_version_header_names_the_supported_versions(
+    comfy: ComfyServer, method: str, version: str
+) -> None:
+    headers = {**ACCEPT, "MCP-Protocol-Version": version}
+    if method != "POST":
+        headers["Mcp-Session-Id"] = await open_session(comfy)
+    body = json.dumps(INIT).encode() if method == "POST" else None
+    got, _, data = await http(comfy, method, "/mcp", headers, body)
+    assert got == 400
+    error = json.loads(data)["error"]
+    assert error["code"] == -32022 and version in error["message"]
+    for supported in ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"):
+        assert supported in error["message"]
+    assert "_meta" not in error["message"]
+    assert error["data"]["supported"][-1] == "2026-07-28"

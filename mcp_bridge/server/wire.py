@@ -1,0 +1,55 @@
+"""Checks on what a client sent, made before the SDK sees it: strict JSON and the protocol version header.
+
+The SDK parses bodies leniently (Python's ``json`` and pydantic accept duplicate keys, last one wins,
+and ``NaN``/``Infinity``), and sends an unknown ``MCP-Protocol-Version`` to its 2026-era path, whose
+answer ("params._meta must be an object …") does not say what was wrong. Both are refused here with a
+message naming the problem and what is valid.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+#: Every protocol version the Streamable HTTP endpoint serves, oldest first.
+SUPPORTED_VERSIONS: tuple[str, ...] = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+
+
+class _Refused(ValueError):
+    """A construct strict JSON (RFC 8259, one value per key) does not allow."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"duplicate key {key[:64]!r} in an object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise _Refused(f"{name} is not valid JSON (numbers must be finite)")
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why ``body`` is not strict JSON (duplicate keys, NaN/Infinity, bad syntax or encoding), or None."""
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _Refused as exc:
+        return str(exc)
+    except RecursionError:
+        return "the JSON is nested too deeply"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        return f"not valid JSON ({exc})"
+    return None
+
+
+def protocol_version_problem(value: str | None) -> str | None:
+    """Why an ``MCP-Protocol-Version`` header value cannot be served, or None (absent or supported)."""
+    if value is None or value in SUPPORTED_VERSIONS:
+        return None
+    shown = "".join(ch if ch.isprintable() else "?" for ch in value[:40])
+    return f"Unsupported MCP-Protocol-Version {shown!r}; supported versions: {', '.join(SUPPORTED_VERSIONS)}"
