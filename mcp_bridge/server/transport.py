@@ -10,10 +10,11 @@ Routes (ComfyUI also mounts each under ``/api``):
 - ``GET /mcp-bridge/sessions`` — the session registry's snapshot (JSON), behind the same gate.
 
 Every request passes :class:`~.security.Policy` first; a POST body is then read once and must be strict
-JSON, and an ``MCP-Protocol-Version`` header must name a supported version (:mod:`.wire`). The session manager's ``run()`` is an anyio
-context whose task group must be entered and left in one task, so it lives in a dedicated asyncio
-task, started by the first MCP request and stopped by :meth:`McpTransport.shutdown` (registered on
-``app.on_shutdown``), which also cancels the handler tasks of open streams.
+JSON, and an ``MCP-Protocol-Version`` header must name a supported version (:mod:`.wire`). The session
+manager's ``run()`` is an anyio context whose task group must be entered and left in one task, so it
+lives in a dedicated asyncio task, started by the first MCP request and stopped by
+:meth:`McpTransport.shutdown` (registered on ``app.on_shutdown``), which also cancels the handler tasks
+of open streams.
 """
 
 from __future__ import annotations
