@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -44,7 +45,8 @@ def build_services(server: Any) -> Services:
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)
     runner = JobRunner(comfy, registry)
     comfy.install_hooks()
-    specs = load_specs(node_classes=comfy.node_class_names())
+    extra = [Path(folder) for folder in settings.tool_folders]
+    specs = load_specs(extra_folders=extra, node_classes=comfy.node_class_names())
     return Services(
         comfy=comfy,
         registry=registry,

@@ -159,6 +159,13 @@ class Settings:
             "calls must name one)."
         },
     )
+    tool_folders: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "Folders of tool specs (workflow JSON files with a _bridge tool declaration) served as "
+            "tools besides the built-in ones."
+        },
+    )
     keep_staged_inputs: bool = field(
         default=False,
         metadata={

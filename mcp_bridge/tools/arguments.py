@@ -51,8 +51,11 @@ class ToolArguments(BaseModel):
     model_config = STRICT
     spec: ClassVar[ToolSpec]
     limits: ClassVar[Limits]
-    output_path: str | None = None  # every compiled model redeclares these two with their descriptions
-    overwrite: bool = False
+
+    @property
+    def destination(self) -> tuple[str | None, bool]:
+        """``output_path`` and ``overwrite`` (every compiled model has both, after the spec's inputs)."""
+        return getattr(self, "output_path", None), bool(getattr(self, "overwrite", False))
 
     def slot_values(self) -> dict[str, Any]:
         """The caller's values keyed by workflow slot, for the inputs the pipeline passes through."""

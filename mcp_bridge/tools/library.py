@@ -7,7 +7,7 @@ workflow template that needs a node class ComfyUI does not have.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,16 +29,23 @@ class SpecLibrary:
     problems: Mapping[str, str] = field(default_factory=dict)
 
 
-def load_specs(folder: Path | None = None, *, node_classes: Collection[str] | None = None) -> SpecLibrary:
-    """Every ``*.json`` in ``folder`` whose ``_bridge`` declares ``inputs`` becomes a tool spec."""
-    folder = folder or default_folder()
+def load_specs(
+    folder: Path | None = None,
+    *,
+    extra_folders: Sequence[Path] = (),
+    node_classes: Collection[str] | None = None,
+) -> SpecLibrary:
+    """Every ``*.json`` whose ``_bridge`` declares ``inputs`` becomes a tool spec: first those of
+    ``folder`` (the shipped ``workflows/``), then those of ``extra_folders`` (the ``tool_folders``
+    setting). Problems are keyed by file path."""
     specs: dict[str, ToolSpec] = {}
     problems: dict[str, str] = {}
-    try:
-        files = sorted(p for p in folder.glob("*.json") if p.is_file())
-    except OSError as exc:
-        files = []
-        problems["*"] = f"cannot list the workflow folder: {exc.strerror or exc}"
+    files: list[Path] = []
+    for where in (folder or default_folder(), *extra_folders):
+        try:
+            files += sorted(p for p in where.glob("*.json") if p.is_file())
+        except OSError as exc:
+            problems[str(where)] = f"cannot list the folder: {exc.strerror or exc}"
     for path in files:
         try:
             data = load_json(read_workflow_file(path))
@@ -50,14 +57,14 @@ def load_specs(folder: Path | None = None, *, node_classes: Collection[str] | No
             if node_classes is not None:
                 restrict(spec.template, node_classes)
         except (SpecError, TemplateError) as exc:
-            problems[path.stem] = str(exc)
+            problems[str(path)] = str(exc)
             continue
         if spec.name in specs:
-            problems[path.stem] = f"tool name {spec.name!r} is already taken by another workflow"
+            problems[str(path)] = f"tool name {spec.name!r} is already taken by another workflow"
             continue
         specs[spec.name] = spec
-    for stem, reason in problems.items():
-        log.warning("tool spec %s disabled: %s", stem, reason)
+    for place, reason in problems.items():
+        log.warning("tool spec %s disabled: %s", place, reason)
     ordered = {n: specs[n] for n in BUILT_IN_TOOLS if n in specs} | specs  # built-ins first, as documented
     return SpecLibrary(ordered, problems)
 

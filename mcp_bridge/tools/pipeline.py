@@ -67,7 +67,8 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
     """Run one validated call of ``spec``: the common path of every generation tool."""
     limits = type(p).limits
     chosen, loras = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
-    plan = await plan_outputs(services, ctx, p.output_path, _batch(spec, p), p.overwrite)
+    output_path, overwrite = p.destination
+    plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite)
     staged: dict[str, StagedImage] = {}
     try:
         for item in spec.of_kind("image", "mask"):

@@ -1,0 +1,244 @@
+"""Tools as data and delivery at job end, against a real ComfyUI started with a tool folder, a 1 s call
+wait and output roots on small file systems (a full one, a read-only one) where this machine can mount them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.types import CallToolResult, ImageContent, ResourceLink
+from PIL import Image
+
+from testbed.mcp_client import connect
+from testbed.server import VERSIONS, ComfyServer
+from testbed.tiny_models import CHECKPOINT_NAME
+
+pytestmark = pytest.mark.anyio
+
+# A tool by spec alone: txt2img at a fixed 64x64 with three inputs, no Python written for it.
+SQUARE_SPEC: dict[str, Any] = {
+    "_bridge": {
+        "tool": "tiny_square",
+        "title": "Tiny square",
+        "description": "Paint a 64x64 picture of the prompt with the tiny checkpoint.",
+        "inputs": {
+            "prompt": {
+                "kind": "text",
+                "node": "6",
+                "input": "text",
+                "required": True,
+                "description": "What to show.",
+            },
+            "seed": {
+                "kind": "seed",
+                "node": "3",
+                "input": "seed",
+                "description": "Seed; random when omitted.",
+            },
+            "steps": {"kind": "int", "node": "3", "input": "steps", "description": "Sampling steps."},
+        },
+    },
+    "3": {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": ["4", 0],
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+            "seed": 0,
+            "steps": 2,
+            "cfg": 7.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "denoise": 1.0,
+        },
+    },
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT_NAME}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "spec"}},
+}
+
+
+def _mount_tmpfs(where: Path, *options: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(("size=64k", *options)), "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+@contextlib.contextmanager
+def small_filesystems(base: Path) -> Iterator[dict[str, Path | None]]:
+    """A 64 KiB tmpfs (to fill) and a read-only tmpfs, or None where this machine cannot mount."""
+    full, readonly = base / "full", base / "readonly"
+    mounted = {
+        "full": full if _mount_tmpfs(full) else None,
+        "readonly": readonly if _mount_tmpfs(readonly, "ro") else None,
+    }
+    try:
+        yield mounted
+    finally:
+        for path in mounted.values():
+            if path is not None:
+                subprocess.run(["umount", str(path)], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module", params=VERSIONS, ids=[f"comfyui-{v}" for v in VERSIONS])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    base = tmp_path_factory.mktemp("delivery")
+    tools = base / "tools"
+    tools.mkdir()
+    (tools / "tiny_square.json").write_text(json.dumps(SQUARE_SPEC))
+    with small_filesystems(base) as mounts:
+        roots = [str(p) for p in mounts.values() if p is not None]
+        env = {
+            "COMFYUI_MCP_DEBUG_TOOLS": "1",
+            "COMFYUI_MCP_CALL_WAIT_S": "1",
+            "COMFYUI_MCP_TOOL_FOLDERS": str(tools),
+            "COMFYUI_MCP_OUTPUT_ROOTS": ",".join(roots),
+        }
+        comfy = ComfyServer(request.param, env=env)
+        comfy.start()
+        try:
+            yield {"comfy": comfy, **mounts}
+        finally:
+            comfy.stop()
+
+
+def text(result: CallToolResult) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+def wait_in_history(comfy: ComfyServer, prompt_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry = comfy.get_json(f"/history/{prompt_id}")
+        if isinstance(entry, dict) and prompt_id in entry:
+            return entry[prompt_id]  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s")
+
+
+async def finished(client: Any, result: CallToolResult) -> CallToolResult:
+    """Follow a call that handed back its job (calls wait 1 s on this server) to its result."""
+    while result.structured_content and result.structured_content.get("state") in ("queued", "running"):
+        job_id = result.structured_content["job_id"]
+        result = await client.call_tool("wait_job", {"job_id": job_id, "timeout_s": 60})
+    return result
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+async def test_a_tool_added_by_spec_alone_is_listed_with_its_derived_schema_and_runs(
+    server: dict[str, Any],
+) -> None:
+    comfy: ComfyServer = server["comfy"]
+    async with connect("streamable-2025", comfy.url) as client:
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        tool = listed["tiny_square"]
+        assert tool.description == SQUARE_SPEC["_bridge"]["description"] and tool.title == "Tiny square"
+        schema = tool.input_schema
+        assert list(schema["properties"]) == ["prompt", "seed", "steps", "output_path", "overwrite"]
+        assert schema["required"] == ["prompt"] and schema["additionalProperties"] is False
+        steps = schema["properties"]["steps"]
+        # No bounds in the spec: KSampler's own definition gives them; the workflow's value is the default.
+        assert (steps["minimum"], steps["maximum"], steps["default"]) == (1, 10000, 2)
+        seed = random.randrange(2**40)
+        result = await finished(
+            client,
+            await client.call_tool("tiny_square", {"prompt": "a red square", "seed": seed, "steps": 2}),
+        )
+        assert not result.is_error, text(result)
+        data = result.structured_content
+        assert data is not None and data["seed"] == seed and data["steps"] == 2
+        (image,) = data["images"]
+        with Image.open(comfy.output_dir / image["subfolder"] / image["filename"]) as im:
+            assert im.size == (64, 64)
+        assert [b for b in result.content if isinstance(b, ImageContent)]
+        refused = await client.call_tool("tiny_square", {"prompt": "x", "steps": 0})
+        assert refused.is_error and "steps" in text(refused) and "greater than or equal to 1" in text(refused)
+
+
+async def test_output_path_is_written_when_the_job_ends_though_the_client_left(
+    server: dict[str, Any],
+) -> None:
+    comfy: ComfyServer = server["comfy"]
+    target = comfy.output_dir / "left" / f"late-{random.randrange(10**9)}.png"
+    arguments = {
+        "prompt": "a slow lighthouse",
+        "width": 64,
+        "height": 64,
+        "steps": 120,
+        "sampler": "euler",
+        "seed": random.randrange(2**40),
+        "output_path": str(target),
+    }
+    async with connect("streamable-2026", comfy.url) as client:
+        handle = await client.call_tool("generate_image", arguments)
+    # The call waited 1 s and handed back the job; the client is gone and never polls.
+    assert not handle.is_error, text(handle)
+    assert handle.structured_content is not None and handle.structured_content["state"] in (
+        "queued",
+        "running",
+    )
+    job_id = handle.structured_content["job_id"]
+    assert not target.exists()
+    entry = wait_in_history(comfy, job_id)
+    assert entry["status"]["status_str"] == "success"
+    wait_for(target.exists)
+    with Image.open(target) as im:
+        im.load()  # complete, not a partial file
+        assert im.size == (64, 64)
+
+
+@pytest.mark.parametrize("which", ["full", "readonly"])
+async def test_a_failed_output_write_is_an_error_leaves_no_temp_file_and_is_logged_once(
+    server: dict[str, Any], which: str
+) -> None:
+    comfy: ComfyServer = server["comfy"]
+    folder: Path | None = server[which]
+    if folder is None:
+        pytest.skip(f"this machine cannot mount a {which} tmpfs (mount needs CAP_SYS_ADMIN)")
+    if which == "full":
+        with contextlib.suppress(OSError), (folder / "filler").open("wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+    before = set(folder.iterdir())
+    target = folder / f"out-{random.randrange(10**9)}.png"
+    arguments = {"prompt": "no room", "width": 64, "height": 64, "steps": 2, "sampler": "euler"}
+    async with connect("streamable-2025", comfy.url) as client:
+        handle = await client.call_tool(
+            "generate_image", {**arguments, "seed": random.randrange(2**40), "output_path": str(target)}
+        )
+        assert handle.structured_content is not None
+        job_id = handle.structured_content["job_id"]
+        result = await finished(client, handle)
+    assert result.is_error, text(result)
+    message = text(result)
+    assert "could not write output_path" in message and "comfy://output/" in message
+    links = [b for b in result.content if isinstance(b, ResourceLink)]
+    assert links and str(links[0].uri).startswith("comfy://output/mcp/")
+    assert set(folder.iterdir()) == before  # no file, no temporary file
+    wait_for(lambda: job_id in comfy.log_text())
+    assert sum(job_id in line and "could not write" in line for line in comfy.log_text().splitlines()) == 1
