@@ -13,6 +13,7 @@ from .comfyui import adapter
 from .comfyui.backend import ComfyBackend
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
+from .media.artifacts import Artifact
 from .server import mcp_server, panel, transport
 from .services import Services
 from .tools import catalog as tools_catalog
@@ -38,8 +39,8 @@ def build_services(server: Any) -> Services:
         view = comfy.queue_view()
         return view.running, view.pending
 
-    def on_done(prompt_id: str, entry: dict[str, Any] | None) -> None:
-        runner.on_done(prompt_id, entry)
+    def on_done(prompt_id: str, entry: dict[str, Any] | None, artifacts: list[Artifact]) -> None:
+        runner.on_done(prompt_id, entry, artifacts)
 
     registry = JobRegistry(queue_view=queue_view)
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import sys
 import time
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..media.artifacts import Artifact, kind_for, mime_for
 from . import backend
 from .backend import NodeInput, QueueView
 
@@ -193,10 +195,72 @@ def _node_input(spec: Any, required: bool) -> NodeInput:
     )
 
 
+# --- History entries: what a prompt produced --------------------------------------------------------
+
+
+def artifacts_from_history(entry: dict[str, Any] | None) -> list[Artifact]:
+    """Every file a finished prompt's history entry lists, in node order.
+
+    ``images`` come from SaveImage/PreviewImage (stills) and from SaveAnimatedWEBP/SaveAnimatedPNG/
+    SaveWEBM/SaveVideo, which add ``animated: (True,)``; ``gifs`` from video custom nodes
+    (VideoHelperSuite's VideoCombine), with ``format`` and ``frame_rate``. Malformed records are skipped.
+    """
+    outputs = (entry or {}).get("outputs")
+    if not isinstance(outputs, dict):
+        return []
+    found: list[Artifact] = []
+    for node_id, node_output in outputs.items():
+        if not isinstance(node_output, dict):
+            continue
+        animated = _flag(node_output.get("animated"))
+        for key, is_animated in (("images", animated), ("gifs", True)):
+            records = node_output.get(key)
+            for record in records if isinstance(records, (list, tuple)) else ():
+                artifact = _artifact(str(node_id), record, is_animated)
+                if artifact is not None:
+                    found.append(artifact)
+    return found
+
+
+def _flag(value: Any) -> bool:
+    # ComfyUI writes the animated flag as a one-element tuple (a list once it went through JSON).
+    if isinstance(value, (list, tuple)):
+        return any(bool(v) for v in value)
+    return bool(value)
+
+
+def _artifact(node_id: str, record: Any, animated: bool) -> Artifact | None:
+    if not isinstance(record, dict):
+        return None
+    filename = record.get("filename")
+    if not isinstance(filename, str) or not filename:
+        return None
+    fmt = record.get("format")
+    rate = record.get("frame_rate")
+    return Artifact(
+        node_id=node_id,
+        kind=kind_for(filename, animated),
+        filename=filename,
+        subfolder=str(record.get("subfolder") or ""),
+        folder_type=str(record.get("type") or "output"),
+        mime_type=mime_for(filename),
+        format=fmt if isinstance(fmt, str) and fmt else None,
+        frame_rate=_rate(rate),
+    )
+
+
+def _rate(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    rate = float(value)
+    return rate if math.isfinite(rate) and rate > 0 else None
+
+
 # --- Queue, events, cancellation ------------------------------------------------------------------
 
 EventSink = Callable[[str, dict[str, Any]], None]
-DoneSink = Callable[[str, "dict[str, Any] | None"], None]
+# on_done(prompt_id, history entry, the files it lists): the entry's outputs parsed here, off the loop.
+DoneSink = Callable[[str, "dict[str, Any] | None", "list[Artifact]"], None]
 
 # Events whose payload names the prompt they belong to; besides them only "status" (the queue changed)
 # is forwarded, without its payload.
@@ -335,7 +399,8 @@ class Comfy:
             if prompt_id in self._watched:
                 try:
                     entry = queue.get_history(prompt_id=prompt_id).get(prompt_id)
-                    self.loop.call_soon_threadsafe(self._on_done, prompt_id, entry)
+                    artifacts = artifacts_from_history(entry)
+                    self.loop.call_soon_threadsafe(self._on_done, prompt_id, entry, artifacts)
                 except Exception:  # noqa: BLE001
                     log.exception("mcp-bridge: completion hook failed")
             return result

@@ -10,10 +10,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from ..media.artifacts import Artifact
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -53,7 +55,7 @@ class Job:
     step: int | None = None
     steps: int | None = None
     nodes_done: set[str] = field(default_factory=set)
-    outputs: list[dict[str, str]] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)  # what the job produced, in node order
     error: dict[str, Any] | None = None
     cancel_requested: bool = False
     on_queue: bool = False  # its prompt reached ComfyUI's queue
@@ -62,6 +64,11 @@ class Job:
     delivery: Any = None  # what the job-end step did (files written for output_path, a write error)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _listeners: list[Listener] = field(default_factory=list, repr=False)
+
+    @property
+    def outputs(self) -> list[dict[str, str]]:
+        """The ``{filename, subfolder, type}`` records of the job's artifacts (the panel shows them)."""
+        return [artifact.record() for artifact in self.artifacts]
 
     @property
     def node_type(self) -> str | None:
@@ -137,21 +144,6 @@ REMOVED_ERROR = {
     "message": "its prompt was removed from ComfyUI's queue outside this MCP server (for example in "
     "ComfyUI's queue panel or with POST /queue) before it ran",
 }
-
-
-def _images_of(entry: dict[str, Any]) -> list[dict[str, str]]:
-    images: list[dict[str, str]] = []
-    for node_output in (entry.get("outputs") or {}).values():
-        for img in node_output.get("images", []) or []:
-            if isinstance(img, dict) and "filename" in img:
-                images.append(
-                    {
-                        "filename": str(img["filename"]),
-                        "subfolder": str(img.get("subfolder", "")),
-                        "type": str(img.get("type", "output")),
-                    }
-                )
-    return images
 
 
 def _error_from(event: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +259,9 @@ class JobRegistry:
             return
         self._changed(job)
 
-    def on_done(self, job_id: str, entry: dict[str, Any] | None) -> None:
-        """ComfyUI finished the prompt and wrote its history entry (called on the event loop)."""
+    def on_done(self, job_id: str, entry: dict[str, Any] | None, artifacts: Sequence[Artifact] = ()) -> None:
+        """ComfyUI finished the prompt and wrote its history entry (called on the event loop);
+        ``artifacts`` are the files it lists, as the adapter read them."""
         job = self._active.get(job_id)
         if job is None or job.state.finished:
             return
@@ -279,7 +272,7 @@ class JobRegistry:
                 event, data = message
                 if event in ("execution_error", "execution_interrupted") and isinstance(data, dict):
                     job.error = _error_from(event, data)
-        job.outputs = _images_of(entry or {})
+        job.artifacts = list(artifacts)
         if status.get("status_str") == "success" and job.error is None:
             state = JobState.SUCCEEDED
         elif job.error and job.error.get("type") == "interrupted":

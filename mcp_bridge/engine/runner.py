@@ -9,10 +9,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..comfyui.backend import ComfyBackend
+from ..media.artifacts import Artifact
 from .jobs import Job, JobRegistry, JobState
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -110,10 +111,11 @@ class JobRunner:
             if event is not None:
                 event.set()
 
-    def on_done(self, job_id: str, entry: dict[str, Any] | None) -> None:
-        """Completion from ComfyUI (on the loop): finish the job and stop watching its events."""
+    def on_done(self, job_id: str, entry: dict[str, Any] | None, artifacts: Sequence[Artifact] = ()) -> None:
+        """Completion from ComfyUI (on the loop): finish the job with the files it produced and stop
+        watching its events."""
         self.comfy.unwatch(job_id)
-        self.registry.on_done(job_id, entry)
+        self.registry.on_done(job_id, entry, artifacts)
 
     async def follow(
         self,

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from mcp_bridge.engine.jobs import JobRegistry, JobState
+from mcp_bridge.media.artifacts import Artifact
 
 PROMPT = {
     "1": {"class_type": "CheckpointLoaderSimple", "inputs": {}},
@@ -33,14 +34,11 @@ def test_a_job_runs_through_its_states_and_collects_its_images() -> None:
     registry.on_event("progress", {"value": 1, "max": 4, "node": "2", "prompt_id": "p1"})
     registry.on_event("progress", {"value": 3, "max": 4, "node": "2", "prompt_id": "p1"})
     assert "step 3/4" in job.message() and job.node_type == "KSampler"
-    registry.on_done(
-        "p1",
-        history(
-            "success", [], {"3": {"images": [{"filename": "a.png", "subfolder": "mcp", "type": "output"}]}}
-        ),
-    )
+    image = Artifact("3", "image", "a.png", "mcp", "output", "image/png")
+    registry.on_done("p1", history("success", []), [image])
     assert job.state is JobState.SUCCEEDED
-    assert job.outputs == [{"filename": "a.png", "subfolder": "mcp", "type": "output"}]
+    assert job.artifacts == [image]
+    assert job.to_dict()["outputs"] == [{"filename": "a.png", "subfolder": "mcp", "type": "output"}]
     assert any("step 1/4" in m for m in seen) and seen[-1] == "succeeded"
 
 
