@@ -59,7 +59,7 @@ class Job:
     error: dict[str, Any] | None = None
     cancel_requested: bool = False
     on_queue: bool = False  # its prompt reached ComfyUI's queue
-    owner: str | None = None  # the MCP session that submitted it (None: stateless call or unknown)
+    owner: str | None = None  # the MCP session that submitted it (None: a stateless call, or the panel)
     meta: dict[str, Any] = field(default_factory=dict)
     delivery: Any = None  # what the job-end step did (files written for output_path, a write error)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)

@@ -8,6 +8,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..engine.jobs import Job, JobState
 from ..media.results import present_job
@@ -18,13 +19,37 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def job_or_error(services: Services, job_id: str) -> Job:
-    """The job with this id, or a tool error saying which ids exist."""
+    """The job with this id, or a tool error (naming no other job: a job id is its capability)."""
     job = services.registry.get(job_id.strip())
     if job is None:
-        recent = [j.id for j in services.registry.all()[-5:]]
-        hint = f" Recent job ids: {', '.join(recent)}." if recent else " No jobs have run yet."
-        raise ToolError(f"Unknown job id {job_id[:80]!r}; job ids come from the generation tools.{hint}")
+        raise ToolError(
+            f"Unknown job id {job_id[:80]!r}: job ids come from the generation tools, and finished jobs "
+            "are kept for a limited time."
+        )
     return job
+
+
+def session_of(ctx: Context | None) -> str | None:
+    """The MCP session a request came in (a job is "mine" when my session submitted it).
+
+    The ``Mcp-Session-Id`` of a 2025-era Streamable HTTP session, the ``session_id`` of a legacy SSE
+    one (both checked by the transport before the request arrives); None for stateless 2026-era
+    requests, which have no session.
+    """
+    if ctx is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return None
+    headers = ctx.headers
+    session_id = headers.get("mcp-session-id") if headers is not None else None
+    if session_id:
+        return "streamable:" + session_id
+    query = getattr(ctx.request_context.request, "query_params", None)
+    session_id = query.get("session_id") if query is not None else None
+    return "sse:" + session_id if session_id else None
+
+
+def is_mine(job: Job, ctx: Context | None) -> bool:
+    """Whether the caller's session submitted ``job`` (never for stateless callers)."""
+    return job.owner is not None and job.owner == session_of(ctx)
 
 
 def pending_result(job: Job) -> CallToolResult:
@@ -47,6 +72,8 @@ async def follow_job(
     """
     # report_progress is a no-op when the caller asked for no progress.
     report = ctx.report_progress if ctx is not None else None
+    if cancel_on_abort and job.owner is None:  # the call that submitted the job: its session owns it
+        job.owner = session_of(ctx)
     try:
         finished = await services.runner.follow(job, report, wait_s)
     except asyncio.CancelledError:
@@ -103,24 +130,30 @@ def register(tools: Toolset, services: Services) -> None:
         return {"job_id": job.id, "outcome": outcome, "state": job.state.value}
 
     @tools.tool(annotations=READ_ONLY)
-    async def get_queue_status() -> dict[str, Any]:
-        """ComfyUI's queue right now: the running prompt and pending ones in order; ours are marked
-        with their job id and tool."""
+    async def get_queue_status(ctx: Context | None = None) -> dict[str, Any]:
+        """ComfyUI's queue right now: the running prompt and pending ones in order. Jobs of this MCP
+        server are marked ``ours``; only those your session started show their job id."""
         view = services.comfy.queue_view()
 
         def describe(prompt_id: str, position: int | None) -> dict[str, Any]:
             job = services.registry.get(prompt_id)
-            entry: dict[str, Any] = {"prompt_id": prompt_id, "ours": job is not None}
+            if job is None:  # queued through ComfyUI's own API: its prompt id is no job handle here
+                entry: dict[str, Any] = {"prompt_id": prompt_id, "ours": False}
+            elif is_mine(job, ctx):
+                entry = {"prompt_id": prompt_id, "ours": True, "mine": True, "job_id": job.id}
+                entry.update(tool=job.tool, message=job.message(), summary=job.summary)
+            else:  # another client's job: the id is its capability, so it is never shown
+                entry = {"ours": True, "mine": False, "tool": job.tool, "message": job.message()}
             if position is not None:
                 entry["position"] = position
-            if job is not None:
-                entry.update(job_id=job.id, tool=job.tool, message=job.message(), summary=job.summary)
             return entry
 
-        active = [j.to_dict() for j in services.registry.active() if j.state is JobState.RUNNING]
+        mine = [
+            j.to_dict() for j in services.registry.active() if j.state is JobState.RUNNING and is_mine(j, ctx)
+        ]
         return {
             "running": [describe(pid, None) for pid in view.running],
             "pending": [describe(pid, i + 1) for i, pid in enumerate(view.pending)],
             "queue_length": len(view.running) + len(view.pending),
-            "our_running_jobs": active,
+            "our_running_jobs": mine,
         }

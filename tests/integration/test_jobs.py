@@ -175,8 +175,9 @@ async def test_cancelling_a_pending_job_means_it_never_runs(comfy: ComfyServer) 
                 return bool((await our_jobs(b))["pending"])
 
             await wait_for(one_pending)
-            jobs = await our_jobs(b)
-            pending_id, running_id = jobs["pending"][0]["job_id"], jobs["running"][0]["job_id"]
+            # Each session sees the id of its own job only; b cancels both (an id is the capability).
+            pending_id = (await our_jobs(b))["pending"][0]["job_id"]
+            running_id = (await our_jobs(a))["running"][0]["job_id"]
             outcome = (await b.call_tool("cancel_job", {"job_id": pending_id})).structured_content
             assert outcome is not None and outcome["outcome"] == "removed" and outcome["state"] == "cancelled"
             stopped = (await b.call_tool("cancel_job", {"job_id": running_id})).structured_content
@@ -254,7 +255,7 @@ async def test_mcp_cancellation_of_a_running_call_cancels_its_job(comfy: ComfySe
 
                 tg.start_soon(call)
                 await wait_for(lambda: _has_step(seen))
-                job_id = (await our_jobs(watcher))["running"][0]["job_id"]
+                job_id = (await our_jobs(client))["running"][0]["job_id"]
                 scope.cancel()  # the SDK client sends notifications/cancelled
         assert scope.cancelled_caught
 

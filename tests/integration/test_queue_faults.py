@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -96,3 +97,41 @@ async def test_a_queued_job_whose_prompt_is_deleted_through_comfyuis_api_ends_ca
         job = await b.call_tool("get_job", {"job_id": second_id})
         assert job.is_error and "removed from ComfyUI's queue" in text(job)
         assert comfy_api.history(comfy.url, second_id) is None  # it never ran
+
+
+async def test_no_client_sees_another_clients_job_ids_yet_an_id_still_reaches_its_job(
+    comfy: ComfyServer,
+) -> None:
+    async with (
+        connect("streamable-2025", comfy.url) as owner,
+        connect("sse", comfy.url) as other_session,
+        connect("streamable-2026", comfy.url) as stateless,
+    ):
+        results: list[CallToolResult] = []
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                results.append(await owner.call_tool("generate_image", gen_args(steps=60, size=128)))
+
+            tg.start_soon(call)
+
+            async def running() -> bool:
+                return bool((await our_jobs(owner))["running"])
+
+            await wait_for(running)
+            (mine,) = (await our_jobs(owner))["running"]
+            job_id = mine["job_id"]
+            for client in (other_session, stateless):
+                status = await client.call_tool("get_queue_status", {})
+                assert job_id not in json.dumps(status.structured_content)
+                (theirs,) = (await our_jobs(client))["running"]
+                assert theirs["mine"] is False and theirs["tool"] == "generate_image"
+                unknown = await client.call_tool("get_job", {"job_id": "no-such-job"})
+                assert unknown.is_error and job_id not in text(unknown)
+            assert mine["mine"] is True and mine["prompt_id"] == job_id
+            # Whoever holds the id (here a stateless client) can still read and cancel the job.
+            seen = await stateless.call_tool("get_job", {"job_id": job_id})
+            assert not seen.is_error and job_id in text(seen)
+            await stateless.call_tool("cancel_job", {"job_id": job_id})
+        (result,) = results
+        assert result.is_error and "cancelled" in text(result)
