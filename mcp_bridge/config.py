@@ -75,7 +75,9 @@ class Settings:
     max_sessions: int = field(
         default=64,
         metadata={
-            "doc": "Concurrent Streamable HTTP sessions (2025 protocol era); 503 above.",
+            "doc": "Concurrent Streamable HTTP sessions (2025 protocol era). At the limit a new session "
+            "replaces the least recently used idle one; 503 only while every session has a request in "
+            "flight.",
             "min": 1,
             "max": 10_000,
         },
@@ -98,6 +100,15 @@ class Settings:
         metadata={
             "doc": "Seconds without any request after which a Streamable HTTP session is closed.",
             "min": 5.0,
+            "max": 7 * 24 * 3600.0,
+        },
+    )
+    session_handshake_timeout_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "Seconds a Streamable HTTP session that sent nothing after `initialize` is kept before "
+            "it is closed (such sessions would otherwise hold a place under max_sessions).",
+            "min": 1.0,
             "max": 7 * 24 * 3600.0,
         },
     )

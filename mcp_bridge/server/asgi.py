@@ -285,6 +285,45 @@ def local_ip(request: web.Request) -> str | None:
     return address[0] if address else None
 
 
+async def call_internal(
+    app: ASGIApp, method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> int | None:
+    """Run ``app`` for a bodiless request the bridge makes itself (no connection); return the status."""
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("latin-1"),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": None,
+        "server": None,
+        "state": {},
+        "extensions": {},
+    }
+    status: int | None = None
+    body_sent = False
+
+    async def receive() -> Message:
+        nonlocal body_sent
+        if body_sent:
+            return {"type": "http.disconnect"}
+        body_sent = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    await app(scope, receive, send)
+    return status
+
+
 async def call_asgi(app: ASGIApp, request: web.Request, **options: Any) -> web.StreamResponse:
     """Serve ``request`` with ``app``; ``options`` as for :class:`AsgiExchange`."""
     return await AsgiExchange(request, **options).run(app)

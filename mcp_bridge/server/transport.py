@@ -15,6 +15,14 @@ manager's ``run()`` is an anyio context whose task group must be entered and lef
 lives in a dedicated asyncio task, started by the first MCP request and stopped by
 :meth:`McpTransport.shutdown` (registered on ``app.on_shutdown``), which also cancels the handler tasks
 of open streams.
+
+Streamable HTTP sessions are tracked from the outside, through the SDK's public ASGI entry point: a
+session opens when a response names a new ``Mcp-Session-Id`` and ends with a ``DELETE`` or a 404.
+The bridge ends sessions itself the way a client would, with a ``DELETE`` of its own: at
+``max_sessions`` the least recently used idle session makes room for a new one, and the manager's
+task sweeps away sessions idle for ``session_idle_timeout_s`` or silent since ``initialize`` for
+``session_handshake_timeout_s``. A session with a request in flight (an open GET stream is one) is
+never ended this way.
 """
 
 from __future__ import annotations
@@ -26,11 +34,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from aiohttp import web
-from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import MCPServer
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.types import (
     CLIENT_INFO_META_KEY,
@@ -41,12 +47,12 @@ from mcp.types import (
     ErrorData,
     JSONRPCError,
 )
-from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from ..config import Settings
 from . import security, wire
-from .asgi import AsgiExchange, BodyTooLarge, Message, Receive, Scope, Send, local_ip
-from .sessions import SSE, STREAMABLE, SessionRegistry
+from .asgi import AsgiExchange, BodyTooLarge, Message, Receive, Scope, Send, call_internal, local_ip
+from .sessions import SSE, STREAMABLE, SessionInfo, SessionRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -54,6 +60,7 @@ SCOPE_KEY = "comfyui_mcp_bridge.tag"
 MCP_PATHS = ("/mcp", "/mcp/sse", "/mcp/messages", "/mcp-bridge/sessions")
 _SSE_SESSION_RE = re.compile(rb"session_id=([0-9a-f]{32})")
 _SHUTDOWN_GRACE_S = 5.0
+_SWEEP_BOUNDS_S = (0.5, 30.0)
 
 
 class ServerOptionsLike(Protocol):
@@ -87,33 +94,13 @@ class RequestTag:
         else:
             self._pending = (name, version, protocol)
 
-    def bind(self, session_id: str) -> None:
-        """The response named the new session's id: attach what was learnt so far."""
+    def bind(self, session_id: str, host: str | None) -> None:
+        """The response named a new Streamable HTTP session: register it with what was learnt so far."""
         self.session_id = session_id
-        info = self.registry.get(session_id)
-        if info is not None and info.peer is None:
-            info.peer = self.peer
+        self.registry.open(session_id, STREAMABLE, peer=self.peer, host=host)
         if self._pending is not None:
             self.registry.identify(session_id, *self._pending)
             self._pending = None
-
-
-class _SessionManager(StreamableHTTPSessionManager):
-    """The SDK's manager, reporting session admission and removal to the registry."""
-
-    def __init__(self, registry: SessionRegistry, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._registry = registry
-
-    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
-        transport = super()._admit_session(requestor)
-        if transport is not None and transport.mcp_session_id:
-            self._registry.open(transport.mcp_session_id, STREAMABLE)
-        return transport
-
-    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
-        self._registry.close(session_id)
-        await super()._discard_session(session_id, transport)
 
 
 def _json_error(
@@ -155,25 +142,26 @@ class McpTransport:
             security_settings=policy.sdk_settings(),
             max_request_body_size=settings.max_body_bytes,
         )
-        self._manager: _SessionManager | None = None
+        self._manager: StreamableHTTPSessionManager | None = None
         self._manager_task: asyncio.Task[None] | None = None
         self._manager_ready: asyncio.Future[None] | None = None
         self._manager_stop: asyncio.Event | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._opening = 0  # new-session requests being served
+        self._ending = 0  # sessions forgotten here whose DELETE is still on its way
         self._rate_log = security.RateLimitedLog()
         mcp.middleware.append(self._observe_message)
 
     # -- lifecycle --
 
-    async def _ensure_manager(self) -> _SessionManager | None:
+    async def _ensure_manager(self) -> StreamableHTTPSessionManager | None:
         """Start the session manager task on first use; None once shutting down or if it cannot run."""
         if self._closing:
             return None
         if self._manager_task is None or self._manager_task.done():
             loop = asyncio.get_running_loop()
-            self._manager = _SessionManager(
-                self.registry,
+            self._manager = StreamableHTTPSessionManager(
                 app=self.server,
                 security_settings=self.policy.sdk_settings(),
                 session_idle_timeout=self.settings.session_idle_timeout_s,
@@ -194,14 +182,14 @@ class McpTransport:
         return self._manager
 
     async def _run_manager(
-        self, manager: _SessionManager, ready: asyncio.Future[None], stop: asyncio.Event
+        self, manager: StreamableHTTPSessionManager, ready: asyncio.Future[None], stop: asyncio.Event
     ) -> None:
-        """Own the manager's anyio task group for its whole life, in this one task."""
+        """Own the manager's anyio task group for its whole life, in this one task; sweep meanwhile."""
         try:
             async with manager.run():
                 self.registry.manager_state = "running"
                 ready.set_result(None)
-                await stop.wait()
+                await self._sweep_until(stop)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -215,6 +203,61 @@ class McpTransport:
             # Consume the exception if nobody awaited it, to avoid "never retrieved" warnings.
             if ready.done() and not ready.cancelled():
                 ready.exception()
+            for info in self.registry.all():  # the manager's end took every session with it
+                if info.transport == STREAMABLE:
+                    self.registry.close(info.id)
+
+    async def _sweep_until(self, stop: asyncio.Event) -> None:
+        """End overdue sessions every little while until ``stop`` is set."""
+        low, high = _SWEEP_BOUNDS_S
+        timeouts = (self.settings.session_idle_timeout_s, self.settings.session_handshake_timeout_s)
+        interval = min(high, max(low, min(timeouts) / 4))
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except asyncio.TimeoutError:
+                overdue = self.registry.overdue(*timeouts)
+                for info in overdue:
+                    await self._end_session(info)
+
+    # -- ending sessions from here --
+
+    async def _end_session(self, info: SessionInfo) -> None:
+        """Forget a Streamable HTTP session now and have the SDK end it (a DELETE, as its client would)."""
+        manager = self._manager
+        self.registry.close(info.id)
+        if manager is None:
+            return
+        headers = [(b"mcp-session-id", info.id.encode("ascii"))]
+        if info.host is not None:
+            headers.append((b"host", info.host.encode("latin-1")))
+        self._ending += 1
+        try:
+            await call_internal(manager.handle_request, "DELETE", "/mcp", headers)
+        except Exception:  # noqa: BLE001 - the session is forgotten either way
+            log.debug("comfyui-mcp-bridge: ending session %s failed", info.id, exc_info=True)
+        finally:
+            self._ending -= 1
+
+    async def _make_room(self) -> bool:
+        """Before a new session opens at ``max_sessions``, end the least recently used idle one.
+
+        False when every session has a request in flight (nothing may be ended)."""
+        limit = self.settings.max_sessions
+        while self.registry.count(STREAMABLE) + self._opening + self._ending >= limit:
+            victim = self.registry.evictable(STREAMABLE)
+            if victim is None:
+                return False
+            self._rate_log.warning(
+                "session-evicted",
+                "comfyui-mcp-bridge: ended the least recently used idle MCP session (client %s) to admit "
+                "a new one: max_sessions (%d) were open",
+                victim.client_name or "unknown",
+                limit,
+            )
+            self.registry.rejected("session-evicted")
+            await self._end_session(victim)
+        return True
 
     async def shutdown(self, app: web.Application | None = None) -> None:
         """Stop serving: cancel open MCP handler tasks and stop the session manager (``on_shutdown``)."""
@@ -242,12 +285,11 @@ class McpTransport:
         count = len(self.registry.snapshot()["sessions"])
         for handler in handlers:
             handler.cancel()
-        manager = self._manager
-        if manager is not None:
-            for session_id, session in list(manager._server_instances.items()):
-                await manager._discard_session(session_id, session)
-        for info in self.registry.snapshot()["sessions"]:
-            self.registry.close(str(info["id"]))
+        for info in self.registry.all():
+            if info.transport == STREAMABLE:
+                await self._end_session(info)
+            else:
+                self.registry.close(info.id)
         if handlers:
             await asyncio.wait(handlers, timeout=_SHUTDOWN_GRACE_S)
         return count
@@ -365,6 +407,15 @@ class McpTransport:
         if manager is None:
             return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
         session_id = request.headers.get("Mcp-Session-Id")
+        opening = session_id is None and request.method == "POST" and _handshake_era(request)
+        if opening and not await self._make_room():
+            self.registry.rejected("session-limit")
+            return _json_error(
+                503,
+                f"Too many open MCP sessions (max_sessions {self.settings.max_sessions}), and every one "
+                "has a request in flight; retry later",
+                code=INTERNAL_ERROR,
+            )
         self.registry.touch(session_id)
         tag = RequestTag(self.registry, session_id, request.remote)
         standalone = request.method == "GET"
@@ -375,15 +426,21 @@ class McpTransport:
             if session_id is None and status < 400:
                 new_id = next((v.decode("latin-1") for k, v in headers if k == b"mcp-session-id"), None)
                 if new_id is not None:
-                    tag.bind(new_id)
+                    tag.bind(new_id, request.headers.get("Host"))
+            elif session_id is not None and (status == 404 or (request.method == "DELETE" and status < 300)):
+                self.registry.close(session_id)  # unknown to the SDK (expired, ended) or ended now
             if standalone and status == 200:
                 counted = True
                 self.registry.add("standalone_streams")
             return []
 
+        self._opening += opening
+        self.registry.begin(session_id)
         try:
             return await self._serve(request, manager.handle_request, tag, on_start=on_start)
         finally:
+            self.registry.end(session_id)
+            self._opening -= opening
             if counted:
                 self.registry.add("standalone_streams", -1)
 
@@ -461,6 +518,7 @@ class McpTransport:
             "max_body_bytes": self.settings.max_body_bytes,
             "max_open_requests": self.settings.max_open_requests,
             "session_idle_timeout_s": self.settings.session_idle_timeout_s,
+            "session_handshake_timeout_s": self.settings.session_handshake_timeout_s,
         }
         data["unavailable"] = self.unavailable
         return data
@@ -522,6 +580,12 @@ class McpTransport:
             return response
 
         return mcp_preflight
+
+
+def _handshake_era(request: web.Request) -> bool:
+    """True when the SDK would serve this request on its stateful (session) path."""
+    version = request.headers.get("MCP-Protocol-Version")
+    return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
 
 
 def is_mcp_path(path: str) -> bool:

@@ -1,0 +1,69 @@
+"""Session limits on a bare server: eviction at max_sessions, early reaping of initialize-only sessions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+from _bare import Bare, bare_server, wait_for
+
+from mcp_bridge import config
+from testbed.mcp_client import connect
+from testbed.raw_mcp import HEADERS, INITIALIZE, initialize_only, ping
+
+pytestmark = pytest.mark.anyio
+
+
+@contextlib.asynccontextmanager
+async def server(tmp_path: Path, **settings: object) -> AsyncIterator[Bare]:
+    async with bare_server(tmp_path, config.Settings(debug_tools=True, **settings)) as bare:  # type: ignore[arg-type]
+        yield bare
+
+
+async def test_at_the_cap_a_new_client_replaces_the_least_recently_used_idle_session(tmp_path: Path) -> None:
+    async with server(tmp_path, max_sessions=3) as bare, aiohttp.ClientSession() as http:
+        idle = [await initialize_only(http, bare.url) for _ in range(3)]
+        assert bare.counts()["streamable_sessions"] == 3
+        async with connect("streamable-2025", bare.url) as client:
+            result = await client.call_tool("get_server_info", {})
+            assert not result.is_error
+            assert [await ping(http, bare.url, sid) for sid in idle] == [404, 200, 200]
+        snap = bare.transport.snapshot()
+        assert snap["rejections"]["session-evicted"] == 1
+
+
+async def test_sessions_with_a_call_in_flight_or_an_open_stream_are_never_evicted(tmp_path: Path) -> None:
+    async with server(tmp_path, max_sessions=2) as bare, aiohttp.ClientSession() as http:
+        async with (
+            connect("streamable-2025", bare.url) as streaming,
+            connect("streamable-2025", bare.url) as busy,
+        ):
+            await streaming.list_tools()  # holds its GET stream open (the SDK client opens one)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(busy.call_tool, "debug_sleep", {"seconds": 600})
+                await wait_for(lambda: bare.counts()["calls_in_flight"] == 1)
+                async with http.post(bare.url + "/mcp", json=INITIALIZE, headers=HEADERS) as resp:
+                    body = await resp.json()
+                assert resp.status == 503
+                assert "max_sessions 2" in body["error"]["message"]
+                assert "in flight" in body["error"]["message"]
+                assert not (await streaming.call_tool("get_server_info", {})).is_error
+                tg.cancel_scope.cancel()
+        assert "session-evicted" not in bare.transport.snapshot()["rejections"]
+
+
+async def test_a_session_silent_after_initialize_is_closed_after_the_handshake_time(
+    tmp_path: Path,
+) -> None:
+    async with server(tmp_path, session_handshake_timeout_s=1.0) as bare, aiohttp.ClientSession() as http:
+        silent = await initialize_only(http, bare.url)
+        async with connect("streamable-2025", bare.url) as client:
+            await client.list_tools()
+            await wait_for(lambda: bare.transport.registry.get(silent) is None)
+            assert await ping(http, bare.url, silent) == 404
+            assert not (await client.call_tool("get_server_info", {})).is_error
+            assert bare.counts()["streamable_sessions"] == 1
