@@ -135,8 +135,7 @@ class McpTransport:
         self.settings = settings
         self.unavailable = unavailable
         self.registry = SessionRegistry(stateless_ttl_s=settings.session_idle_timeout_s)
-        # The SDK's transports need the low-level server (as the SDK's own sse_app() does).
-        self.server: Server[Any] = mcp._lowlevel_server
+        self.server = lowlevel_server(mcp)
         self.sse = SseServerTransport(
             "/mcp/messages",
             security_settings=policy.sdk_settings(),
@@ -586,6 +585,17 @@ def _handshake_era(request: web.Request) -> bool:
     """True when the SDK would serve this request on its stateful (session) path."""
     version = request.headers.get("MCP-Protocol-Version")
     return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+def lowlevel_server(mcp: MCPServer) -> Server[Any]:
+    """The low-level :class:`Server` behind ``mcp``, which the SDK's transports run.
+
+    MCPServer keeps it private; its public ``streamable_http_app()`` builds a session manager whose
+    public ``app`` is that server (the Starlette app and that manager are not used: each run of ours
+    makes its own manager).
+    """
+    mcp.streamable_http_app()
+    return mcp.session_manager.app
 
 
 def is_mcp_path(path: str) -> bool:
