@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from mcp.server.mcpserver import MCPServer
 
 from . import config
 from .comfyui import adapter
@@ -46,8 +47,7 @@ def build_services(server: Any) -> Services:
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)
     runner = JobRunner(comfy, registry)
     comfy.install_hooks()
-    extra = [Path(folder) for folder in settings.tool_folders]
-    specs = load_specs(extra_folders=extra, node_classes=comfy.node_class_names())
+    specs = load_tool_specs(settings, comfy)
     return Services(
         comfy=comfy,
         registry=registry,
@@ -57,6 +57,12 @@ def build_services(server: Any) -> Services:
         param_models=param_models(settings, specs, comfy),
         settings_error=settings_error,
     )
+
+
+def load_tool_specs(settings: config.Settings, comfy: ComfyBackend) -> SpecLibrary:
+    """The shipped specs and those of the ``tool_folders`` setting, for the node classes ComfyUI has."""
+    extra = [Path(folder) for folder in settings.tool_folders]
+    return load_specs(extra_folders=extra, node_classes=comfy.node_class_names())
 
 
 def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBackend) -> ParamModels:
@@ -94,12 +100,18 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     """Create the MCP server and serve it on ComfyUI's port (routes, CORS preflight, shutdown hook)."""
     options = adapter.server_options()
     settings = services.settings
-    mcp = mcp_server.create_mcp_server(settings, build_tools(services))
-    tools_catalog.register_resources(mcp, services)
+    mcp = build_mcp(services)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=services.settings_error)
     transport.add_routes(server.routes, server.app, mcp_transport)
     server.app.on_shutdown.append(mcp_transport.shutdown)
     return mcp_transport
+
+
+def build_mcp(services: Services) -> MCPServer:
+    """The MCP server of the bridge: every tool, and the output resources."""
+    mcp = mcp_server.create_mcp_server(services.settings, build_tools(services))
+    tools_catalog.register_resources(mcp, services)
+    return mcp
 
 
 def build_tools(services: Services) -> Toolset:

@@ -13,12 +13,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..media.artifacts import Artifact, kind_for, mime_for
 from . import backend
-from .backend import NodeInput, QueueView
+from .backend import NodeInput, QueueView, ServerOptions
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -41,17 +41,6 @@ def comfyui_version() -> str | None:
     except ImportError:
         return None
     return str(getattr(comfyui_version, "__version__", "")) or None
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    """How ComfyUI was started, as far as the bridge cares (from ``comfy.cli_args``)."""
-
-    listen: str  # comma-separated addresses, as ComfyUI's --listen takes them
-    port: int
-    tls: bool
-    cors_origin: str | None  # --enable-cors-header value ("*" when given bare), else None
-    user_directory: str
 
 
 def server_options() -> ServerOptions:
@@ -140,6 +129,14 @@ def schedulers() -> list[str]:
     import comfy.samplers
 
     return [str(name) for name in comfy.samplers.KSampler.SCHEDULERS]
+
+
+def artifact_path(artifact: Artifact) -> Path:
+    """The file of an artifact in ComfyUI's output, temp or input folder."""
+    import folder_paths
+
+    base = folder_paths.get_directory_by_type(artifact.folder_type) or folder_paths.get_output_directory()
+    return Path(base) / artifact.subfolder / artifact.filename
 
 
 def node_class_names() -> set[str]:
@@ -365,6 +362,12 @@ class Comfy:
 
     def queue_length(self) -> int:
         return int(self.server.prompt_queue.get_tasks_remaining())
+
+    def file_path(self, artifact: Artifact) -> Path:
+        return artifact_path(artifact)
+
+    def server_options(self) -> ServerOptions:
+        return server_options()
 
     @property
     def client_id(self) -> str:

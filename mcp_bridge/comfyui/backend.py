@@ -8,11 +8,26 @@ queue items) are parsed behind the implementation, never by its callers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..media.artifacts import Artifact
 
 
 class PromptRejected(Exception):
     """ComfyUI's own validation refused a workflow; the message names the node, input and reason."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How ComfyUI was started, as far as the bridge cares (its command-line options)."""
+
+    listen: str  # comma-separated addresses, as ComfyUI's --listen takes them
+    port: int
+    tls: bool
+    cors_origin: str | None  # --enable-cors-header value ("*" when given bare), else None
+    user_directory: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class ComfyBackend(Protocol):
 
     # -- facts about the installation --
     def comfyui_version(self) -> str | None: ...
+    def server_options(self) -> ServerOptions: ...
     def device_name(self) -> str: ...
     def input_directory(self) -> str: ...
     def output_directory(self) -> str: ...
@@ -63,3 +79,8 @@ class ComfyBackend(Protocol):
     def cancel(self, prompt_id: str) -> str: ...
     def has_run(self, prompt_id: str) -> bool: ...
     def unwatch(self, prompt_id: str) -> None: ...
+
+    # -- results --
+    def file_path(self, artifact: Artifact) -> Path:
+        """Where ComfyUI wrote ``artifact`` (its output, temp or input folder)."""
+        ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,12 +20,12 @@ from urllib.request import url2pathname
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from ..comfyui import adapter
 from ..engine.jobs import Job, JobState
 from ..server.security import listens_beyond_loopback
 from ..services import Services
 from . import images
-from .paths import PathPolicy, PathRejected, numbered, safe_write
+from .artifacts import Artifact, encode_for, suffixes_for
+from .paths import IMAGE_SUFFIXES, PathPolicy, PathRejected, numbered, safe_write
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -42,15 +42,26 @@ class OutputPlan:
 
     requested: str
     overwrite: bool
+    suffixes: tuple[str, ...]
     base_dir: str  # relative paths start here: the client's first root, else ComfyUI's output folder
     client_roots: tuple[str, ...]
 
 
-def output_policy(services: Services, client_roots: tuple[str, ...] = ()) -> PathPolicy:
+def output_policy(
+    services: Services, client_roots: tuple[str, ...] = (), suffixes: Iterable[str] = IMAGE_SUFFIXES
+) -> PathPolicy:
     """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
     roots = [services.comfy.output_directory(), *services.settings.output_roots, *client_roots]
     deny = [*services.comfy.protected_directories(), str(Path(__file__).resolve().parents[2])]
-    return PathPolicy(roots, deny=deny, hint=ROOTS_HINT)
+    return PathPolicy(roots, deny=deny, hint=ROOTS_HINT, suffixes=suffixes)
+
+
+def output_suffixes(kinds: Iterable[str] | None) -> tuple[str, ...]:
+    """The ``output_path`` endings results of these kinds can be written as (None: any kind)."""
+    found: list[str] = []
+    for kind in kinds if kinds is not None else ("image", "animation", "video"):
+        found += [s for s in suffixes_for(kind) if s not in found]  # type: ignore[arg-type]
+    return tuple(found)
 
 
 async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
@@ -59,7 +70,9 @@ async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
     Only for a ComfyUI listening on loopback (a remote client's roots are not paths on this machine)
     and only over connections with a back-channel; PathPolicy drops filesystem roots and home folders.
     """
-    if not services.settings.use_client_roots or listens_beyond_loopback(adapter.server_options().listen):
+    if not services.settings.use_client_roots or listens_beyond_loopback(
+        services.comfy.server_options().listen
+    ):
         return ()
     caps = ctx.client_capabilities
     if caps is None or caps.roots is None:
@@ -79,13 +92,19 @@ async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
 
 
 async def plan_outputs(
-    services: Services, ctx: Context, output_path: str | None, count: int, overwrite: bool
+    services: Services,
+    ctx: Context,
+    output_path: str | None,
+    count: int,
+    overwrite: bool,
+    suffixes: tuple[str, ...] = tuple(sorted(IMAGE_SUFFIXES)),
 ) -> OutputPlan | None:
     """Check ``output_path`` before anything is queued (refused: ToolError; nothing written)."""
     if output_path is None:
         return None
     roots = await client_roots(services, ctx)
-    plan = OutputPlan(output_path, overwrite, roots[0] if roots else services.comfy.output_directory(), roots)
+    base = roots[0] if roots else services.comfy.output_directory()
+    plan = OutputPlan(output_path, overwrite, suffixes, base, roots)
     try:
         await asyncio.to_thread(_check_targets, services, plan, count)  # file-system look-ups
     except PathRejected as exc:
@@ -95,7 +114,7 @@ async def plan_outputs(
 
 def _check_targets(services: Services, plan: OutputPlan, count: int) -> None:
     # Worker thread: every target resolves inside the allowed folders and is free unless overwriting.
-    policy = output_policy(services, plan.client_roots)
+    policy = output_policy(services, plan.client_roots, plan.suffixes)
     for text in numbered(plan.requested, count):
         target = policy.resolve_output(text, plan.base_dir, create_dirs=False)
         if target.exists() and not plan.overwrite:
@@ -104,13 +123,13 @@ def _check_targets(services: Services, plan: OutputPlan, count: int) -> None:
             )
 
 
-def _write_outputs(services: Services, plan: OutputPlan, sources: list[Path]) -> list[str]:
-    # Worker thread: re-resolve (creating folders now), re-encode in the asked format, write safely.
-    policy = output_policy(services, plan.client_roots)
+def _write_outputs(services: Services, plan: OutputPlan, sources: list[Artifact]) -> list[str]:
+    # Worker thread: re-resolve (creating folders now), keep or convert to the asked format, write safely.
+    policy = output_policy(services, plan.client_roots, plan.suffixes)
     written = []
-    for text, source in zip(numbered(plan.requested, len(sources)), sources, strict=False):
+    for text, artifact in zip(numbered(plan.requested, len(sources)), sources, strict=False):
         target = policy.resolve_output(text, plan.base_dir, create_dirs=True)
-        data = images.encode_for_suffix(source.read_bytes(), target.suffix)
+        data = encode_for(artifact, services.comfy.file_path(artifact), target.suffix)
         written.append(str(safe_write(target, data, overwrite=plan.overwrite)))
     return written
 
@@ -132,10 +151,7 @@ def delivery(services: Services, plan: OutputPlan | None, staged: list[Path]) ->
     async def deliver(job: Job) -> Delivery:
         done = Delivery()
         if plan is not None and job.state is JobState.SUCCEEDED:
-            out = Path(services.comfy.output_directory())
-            sources = [
-                out / r.get("subfolder", "") / r["filename"] for r in job.outputs if r.get("type") == "output"
-            ]
+            sources = [a for a in job.artifacts if a.folder_type == "output"]
             try:
                 done.written = await asyncio.to_thread(_write_outputs, services, plan, sources)
             except (PathRejected, images.ImageRejected, OSError) as exc:

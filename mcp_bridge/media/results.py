@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
-from ..comfyui import adapter
 from ..engine.jobs import Job, JobState
 from ..services import Services
 from . import images
@@ -34,11 +33,6 @@ def view_path(record: dict[str, str]) -> str:
     """ComfyUI's own ``/view`` path for an output image record."""
     query = {"filename": record["filename"], "subfolder": record.get("subfolder", ""), "type": "output"}
     return "/view?" + urlencode(query)
-
-
-def output_file(record: dict[str, str]) -> Path:
-    """Where ComfyUI saved an output image record."""
-    return Path(adapter.output_directory()) / record.get("subfolder", "") / record["filename"]
 
 
 def _prepare(path: Path, preview_side: int) -> dict[str, Any]:
@@ -79,9 +73,10 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
         raise RuntimeError("present_job needs a finished job")
     if job.state is not JobState.SUCCEEDED:
         raise ToolError(failure_message(job))
-    records = [r for r in job.outputs if r.get("type", "output") == "output"]
+    saved_files = [a for a in job.artifacts if a.folder_type == "output"]
+    records = [a.record() for a in saved_files]
     prepared = await asyncio.gather(
-        *(asyncio.to_thread(_prepare, output_file(r), preview_side) for r in records)
+        *(asyncio.to_thread(_prepare, services.comfy.file_path(a), preview_side) for a in saved_files)
     )
     delivery = job.delivery
     written: list[str] = list(getattr(delivery, "written", None) or [])

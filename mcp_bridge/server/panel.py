@@ -40,6 +40,7 @@ from aiohttp import web
 
 from .. import config
 from ..comfyui import adapter
+from ..comfyui.backend import ServerOptions
 from ..engine.jobs import Job
 from ..media import paths
 from ..services import Services
@@ -253,7 +254,7 @@ class Panel:
         self,
         services: Services,
         transport: TransportLike | None,
-        options: adapter.ServerOptions,
+        options: ServerOptions,
         send: Send,
         loop: asyncio.AbstractEventLoop,
         *,
@@ -270,7 +271,7 @@ class Panel:
         self._unobserve: list[Callable[[], None]] = []
 
     @staticmethod
-    def _fallback_policy(options: adapter.ServerOptions, services: Services) -> security.Policy:
+    def _fallback_policy(options: ServerOptions, services: Services) -> security.Policy:
         # Without a transport only the Host/Origin rules matter (there is no MCP token in use).
         settings = services.settings
         common: dict[str, Any] = {

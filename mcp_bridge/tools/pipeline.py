@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ..comfyui.backend import PromptRejected
 from ..engine.jobs import summarize
 from ..media.inputs import InputRejected, StagedImage, stage_input_image
-from ..media.outputs import delivery, plan_outputs
+from ..media.outputs import delivery, output_suffixes, plan_outputs
 from ..media.paths import PathRejected
 from ..services import Services
 from . import params
@@ -68,7 +68,8 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
     limits = type(p).limits
     chosen, loras = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
     output_path, overwrite = p.destination
-    plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite)
+    suffixes = output_suffixes(spec.output_kinds)
+    plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite, suffixes)
     staged: dict[str, StagedImage] = {}
     try:
         for item in spec.of_kind("image", "mask"):

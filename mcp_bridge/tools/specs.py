@@ -63,6 +63,15 @@ SLOT_TYPES: dict[str, str] = {
 }
 TOOL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 ARGUMENT_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# What the known saving nodes write (custom nodes may write anything: then every suffix is allowed).
+OUTPUT_KINDS: dict[str, str] = {
+    "SaveImage": "image",
+    "PreviewImage": "image",
+    "SaveAnimatedWEBP": "animation",
+    "SaveAnimatedPNG": "animation",
+    "SaveWEBM": "video",
+    "SaveVideo": "video",
+}
 RESERVED_ARGUMENTS = frozenset({"output_path", "overwrite"})  # every tool with outputs has them
 
 
@@ -111,6 +120,12 @@ class ToolSpec:
     template: Template
     inputs: tuple[InputSpec, ...]
     checks: tuple[Check, ...] = ()
+
+    @property
+    def output_kinds(self) -> frozenset[str] | None:
+        """What the output nodes make ("image", "animation", "video"); None when one is not known."""
+        kinds = [OUTPUT_KINDS.get(self.template.prompt[n]["class_type"]) for n in self.template.save_nodes]
+        return None if None in kinds else frozenset(k for k in kinds if k)
 
     def input(self, name: str) -> InputSpec | None:
         return next((i for i in self.inputs if i.name == name), None)

@@ -1,0 +1,262 @@
+"""Every tool through the SDK's in-memory client against a ComfyUI in memory (tests/unit/fake_comfy.py):
+validation, error texts, result shape, delivery. Fast; the integration tests prove the real thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult, ImageContent, ResourceLink
+from PIL import Image
+
+from mcp_bridge.bridge import build_mcp
+from mcp_bridge.config import Settings
+from mcp_bridge.services import Services
+from tests.unit.fake_comfy import FakeComfy, fake_services
+
+pytestmark = pytest.mark.anyio
+
+BASE = {"prompt": "a fox", "width": 64, "height": 64, "steps": 2, "seed": 7}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def bridge(
+    root: Path, settings: Settings | None = None, **fake: Any
+) -> AsyncIterator[tuple[Client, Services]]:
+    async with fake_services(root, settings, **fake) as services, Client(build_mcp(services)) as client:
+        yield client, services
+
+
+def fake(services: Services) -> FakeComfy:
+    assert isinstance(services.comfy, FakeComfy)
+    return services.comfy
+
+
+def text(result: CallToolResult) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+def png_b64(size: tuple[int, int]) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+async def test_the_tools_list_advertises_each_spec_with_its_compiled_schema(tmp_path: Path) -> None:
+    async with bridge(tmp_path) as (client, services):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert list(tools)[:1] == ["get_server_info"]
+    assert {"generate_image", "img2img", "upscale_image", "list_models", "wait_job"} <= set(tools)
+    for name in ("generate_image", "img2img", "upscale_image"):
+        schema = tools[name].input_schema
+        expected = services.param_models[name].model_json_schema()
+        assert list(schema["properties"]) == list(expected["properties"])
+        assert all("title" not in prop for prop in schema["properties"].values())
+    width = tools["generate_image"].input_schema["properties"]["width"]
+    assert (width["minimum"], width["maximum"], width["multipleOf"], width["default"]) == (64, 2048, 8, 512)
+
+
+async def test_generate_image_fills_the_workflow_chains_loras_and_returns_previews_and_links(
+    tmp_path: Path,
+) -> None:
+    async with bridge(tmp_path) as (client, services):
+        loras = [{"name": "b.safetensors", "strength_model": 0.5}, {"name": "a.safetensors"}]
+        result = await client.call_tool("generate_image", {**BASE, "batch_size": 2, "loras": loras})
+        assert not result.is_error, text(result)
+        ((job_id, prompt),) = fake(services).queued
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for node in prompt.values():
+        by_class.setdefault(node["class_type"], []).append(node["inputs"])
+    (sampler,) = by_class["KSampler"]
+    assert (sampler["seed"], sampler["steps"], sampler["sampler_name"]) == (7, 2, "euler_ancestral")
+    assert [lora["lora_name"] for lora in by_class["LoraLoader"]] == ["b.safetensors", "a.safetensors"]
+    assert by_class["CheckpointLoaderSimple"][0]["ckpt_name"] == "tiny.safetensors"  # the only one installed
+    assert by_class["SaveImage"][0]["filename_prefix"] == f"mcp/{job_id}"
+    data = result.structured_content
+    assert (
+        data is not None
+        and data["job_id"] == job_id
+        and data["seed"] == 7
+        and data["model"] == "tiny.safetensors"
+    )
+    assert [x["name"] for x in data["loras"]] == ["b.safetensors", "a.safetensors"]
+    previews = [b for b in result.content if isinstance(b, ImageContent)]
+    links = [b for b in result.content if isinstance(b, ResourceLink)]
+    assert len(previews) == len(links) == len(data["images"]) == 2
+    assert all(str(link.uri).startswith(f"comfy://output/mcp/{job_id}") for link in links)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        pytest.param({"width": 7}, "multiple of 8", id="width-7"),
+        pytest.param({"width": "512"}, "width", id="width-text"),
+        pytest.param({"width": 2048, "height": 2048, "batch_size": 8}, "budget", id="budget"),
+        pytest.param({"model": "sdxl.safetensors"}, "list_models", id="unknown-model"),
+        pytest.param({"sampler": "eulerr"}, "closest: euler", id="unknown-sampler"),
+        pytest.param({"loras": [{"name": "c.safetensors"}]}, "call list_loras", id="unknown-lora"),
+        pytest.param({"loras": [{"name": "a.safetensors"}] * 2}, "listed once", id="lora-twice"),
+        pytest.param({"workflow": {}}, "unknown field", id="unknown-field"),
+        pytest.param({"prompt": "x\x00y"}, "control character", id="nul-in-prompt"),
+        pytest.param({"output_path": "../escape.png"}, "output_path", id="path-dotdot"),
+        pytest.param({"output_path": "x.mp4"}, "output_path", id="video-suffix-for-a-still"),
+    ],
+)
+async def test_bad_arguments_are_clear_errors_and_queue_nothing(
+    tmp_path: Path, arguments: dict[str, Any], expected: str
+) -> None:
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool("generate_image", {**BASE, **arguments})
+        assert result.is_error and expected in text(result), text(result)
+        assert "Traceback" not in text(result)
+        assert fake(services).queued == []
+
+
+async def test_several_checkpoints_need_a_name_and_the_configured_default_picks_one(tmp_path: Path) -> None:
+    models = {"checkpoints": ["a.ckpt", "b.ckpt"], "loras": [], "upscale_models": []}
+    async with bridge(tmp_path / "1", models=models) as (client, _):
+        result = await client.call_tool("generate_image", BASE)
+        assert result.is_error and "several checkpoints are installed; name one with model" in text(result)
+    async with bridge(tmp_path / "2", Settings(default_model="b.ckpt"), models=models) as (client, services):
+        result = await client.call_tool("generate_image", BASE)
+        assert not result.is_error and result.structured_content["model"] == "b.ckpt"  # type: ignore[index]
+
+
+async def test_img2img_keeps_the_source_size_checks_its_budget_and_removes_its_staged_copy(
+    tmp_path: Path,
+) -> None:
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool(
+            "img2img", {"prompt": "p", "input_image": png_b64((80, 48)), "seed": 1}
+        )
+        assert not result.is_error, text(result)
+        data = result.structured_content
+        assert data is not None and (data["images"][0]["width"], data["images"][0]["height"]) == (80, 48)
+        assert data["input"]["source"] == "inline"
+        assert list((tmp_path / "input" / "mcp").iterdir()) == []  # staged copy gone with its job
+        half = await client.call_tool(
+            "img2img", {"prompt": "p", "input_image": png_b64((80, 48)), "width": 64}
+        )
+        assert half.is_error and "give width and height together" in text(half)
+        huge = {"prompt": "p", "input_image": png_b64((2048, 2048)), "batch_size": 8}
+        over = await client.call_tool("img2img", huge)
+        assert over.is_error and "budget" in text(over)
+        assert len(fake(services).queued) == 1
+        assert list((tmp_path / "input" / "mcp").iterdir()) == []  # refused calls leave nothing either
+
+
+async def test_a_refused_prompt_removes_the_staged_input_too(tmp_path: Path) -> None:
+    async with bridge(tmp_path, reject="node 3: no such sampler") as (client, _):
+        result = await client.call_tool("upscale_image", {"input_image": png_b64((16, 16))})
+    assert result.is_error and "ComfyUI refused the workflow: node 3: no such sampler" in text(result)
+    assert list((tmp_path / "input" / "mcp").iterdir()) == []
+
+
+async def test_upscale_picks_the_only_model_and_names_the_list_tool_when_several(tmp_path: Path) -> None:
+    async with bridge(tmp_path) as (client, _):
+        result = await client.call_tool("upscale_image", {"input_image": png_b64((16, 12))})
+        assert not result.is_error, text(result)
+        assert result.structured_content["upscale_model"] == "x4.safetensors"  # type: ignore[index]
+        assert (result.structured_content["images"][0]["width"], 48) == (64, 48)  # type: ignore[index]
+    models = {"checkpoints": [], "loras": [], "upscale_models": ["x2.pth", "x4.pth"]}
+    async with bridge(tmp_path / "b", models=models) as (client, _):
+        result = await client.call_tool("upscale_image", {"input_image": png_b64((16, 12))})
+        assert result.is_error and "several upscale models are installed" in text(result)
+
+
+async def test_delivery_writes_output_path_at_job_end_without_any_poll(tmp_path: Path) -> None:
+    settings = Settings(call_wait_s=1.0, output_roots=[str(tmp_path / "dest")])
+    (tmp_path / "dest").mkdir()
+    target = tmp_path / "dest" / "a.webp"
+    async with bridge(tmp_path, settings, hold=True) as (client, services):
+        handle = await client.call_tool("generate_image", {**BASE, "output_path": str(target)})
+        assert handle.structured_content is not None and handle.structured_content["state"] == "queued"
+        assert not target.exists()
+        job = services.registry.get(handle.structured_content["job_id"])
+        assert job is not None
+        fake(services).release()
+        await job.wait(5)
+        await services.runner.settled(job)
+        assert target.is_file()  # nobody called get_job or wait_job
+        with Image.open(target) as im:
+            assert im.format == "WEBP" and im.size == (64, 64)
+        mtime = target.stat().st_mtime_ns
+        for _ in range(2):  # reading the job is read-only: no second write
+            again = await client.call_tool("get_job", {"job_id": job.id})
+            assert again.structured_content["images"][0]["saved_path"] == str(target)  # type: ignore[index]
+        assert target.stat().st_mtime_ns == mtime
+
+
+async def test_a_failed_write_is_an_error_with_the_link_of_what_comfyui_saved(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    settings = Settings(output_roots=[str(dest)])
+    async with bridge(tmp_path, settings, hold=True) as (client, services):
+        call = asyncio.ensure_future(
+            client.call_tool("generate_image", {**BASE, "output_path": str(dest / "sub" / "x.png")})
+        )
+        await asyncio.sleep(0.2)
+        (dest / "sub").write_text("a file where the folder should go")  # swapped after the check
+        fake(services).release()
+        result = await call
+    assert result.is_error
+    assert "could not write output_path" in text(result) and "comfy://output/mcp/" in text(result)
+    assert [b for b in result.content if isinstance(b, ResourceLink)]
+    assert result.structured_content is not None and result.structured_content["save_error"]
+
+
+async def test_cancel_job_removes_a_queued_job_and_get_job_of_an_unknown_id_is_an_error(
+    tmp_path: Path,
+) -> None:
+    async with bridge(tmp_path, Settings(call_wait_s=1.0), hold=True) as (client, services):
+        handle = await client.call_tool("generate_image", BASE)
+        job_id = handle.structured_content["job_id"]  # type: ignore[index]
+        cancelled = await client.call_tool("cancel_job", {"job_id": job_id})
+        assert cancelled.structured_content == {"job_id": job_id, "outcome": "removed", "state": "cancelled"}
+        waited = await client.call_tool("wait_job", {"job_id": job_id, "timeout_s": 1})
+        assert waited.is_error and "cancelled" in text(waited)
+        unknown = await client.call_tool("get_job", {"job_id": "nope"})
+        assert unknown.is_error and "Unknown job id" in text(unknown)
+
+
+async def test_list_tools_read_the_backend(tmp_path: Path) -> None:
+    async with bridge(tmp_path) as (client, _):
+        models = await client.call_tool("list_models", {})
+        samplers = await client.call_tool("list_samplers", {})
+    assert models.structured_content == {"names": ["tiny.safetensors"], "count": 1}
+    assert samplers.structured_content is not None and "dpmpp_2m" in samplers.structured_content["names"]
+
+
+async def test_a_spec_in_a_tool_folder_becomes_a_tool(tmp_path: Path) -> None:
+    spec = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    spec["_bridge"] = {
+        "tool": "quick_sketch",
+        "description": "A quick 2-step sketch of the prompt.",
+        "inputs": {"idea": {"kind": "text", "node": "6", "input": "text", "required": True}},
+    }
+    spec["3"]["inputs"]["steps"] = 2
+    spec["4"]["inputs"]["ckpt_name"] = "tiny.safetensors"
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    (folder / "sketch.json").write_text(json.dumps(spec))
+    async with bridge(tmp_path, Settings(tool_folders=[str(folder)])) as (client, services):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["quick_sketch"].input_schema["required"] == ["idea"]
+        result = await client.call_tool("quick_sketch", {"idea": "a boat"})
+        assert not result.is_error, text(result)
+        ((_, prompt),) = fake(services).queued
+    assert prompt["6"]["inputs"]["text"] == "a boat" and prompt["3"]["inputs"]["steps"] == 2
