@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..comfyui.backend import ComfyBackend
 from . import images
-from .paths import PathPolicy, PathRejected, safe_write
+from .paths import PathPolicy, PathRejected, protected_trees, safe_write
 
 RESOURCE_PREFIX = "comfy://output/"  # results link full images as RESOURCE_PREFIX + subfolder/name
 STAGING_SUBFOLDER = "mcp"
@@ -48,11 +50,19 @@ NOT_FETCHED = (
 )
 
 
-def _locate(value: str, input_dir: Path, output_dir: Path, read_roots: list[Path]) -> tuple[Path, str]:
+def protected_folders(comfy: ComfyBackend) -> list[str]:
+    """Folders never read from nor written into (:func:`~.paths.protected_trees` of this ComfyUI)."""
+    listed = comfy.protected_directories()
+    return protected_trees(listed, [comfy.input_directory(), comfy.output_directory()])
+
+
+def _locate(
+    value: str, input_dir: Path, output_dir: Path, read_roots: list[Path], protected: Sequence[str | Path]
+) -> tuple[Path, str]:
     text = value.strip()
     if text.startswith(RESOURCE_PREFIX):
         rel = text[len(RESOURCE_PREFIX) :]
-        policy = PathPolicy([output_dir])
+        policy = PathPolicy([output_dir], deny=protected)
         try:
             return policy.resolve_input(rel, output_dir), "resource"
         except PathRejected as exc:
@@ -69,12 +79,13 @@ def _locate(value: str, input_dir: Path, output_dir: Path, read_roots: list[Path
             if not folder.is_dir():  # e.g. no output of the bridge yet
                 continue
             try:
-                return PathPolicy([folder]).resolve_input(text, folder), source
+                return PathPolicy([folder], deny=protected).resolve_input(text, folder), source
             except PathRejected as exc:
                 if exc.reason != "no such file":
                     raise InputRejected(f"input_image was refused: {exc.reason}") from None
         raise InputRejected(f"no file named {text[:120]!r} in ComfyUI's input or output folder. {ACCEPTED}")
-    policy = PathPolicy(read_roots, hint="Add a folder to the bridge's output_roots setting to allow it")
+    hint = "Add a folder to the bridge's output_roots setting to allow it"
+    policy = PathPolicy(read_roots, deny=protected, hint=hint)
     try:
         return policy.resolve_input(text, None), "path"
     except PathRejected as exc:
@@ -87,10 +98,12 @@ def stage_input_image(
     input_dir: Path,
     output_dir: Path,
     read_roots: list[Path],
+    protected: Sequence[str | Path],
     max_bytes: int,
     max_pixels: int,
 ) -> StagedImage:
-    """Check ``value`` (see module doc) and copy its image into ``input_dir/mcp/``."""
+    """Check ``value`` (see module doc) and copy its image into ``input_dir/mcp/``; nothing is read
+    from the ``protected`` folders (see :func:`protected_folders`), whatever the roots."""
     if not isinstance(value, str) or not value.strip():
         raise InputRejected(f"input_image is empty. {ACCEPTED}")
     try:
@@ -98,7 +111,7 @@ def stage_input_image(
             data, fmt = images.decode_input_image(value, max_bytes=max_bytes, max_pixels=max_pixels)
             source = "inline"
         else:
-            path, source = _locate(value, input_dir, output_dir, read_roots)
+            path, source = _locate(value, input_dir, output_dir, read_roots, protected)
             data, fmt = images.read_input_file(path, max_bytes=max_bytes, max_pixels=max_pixels)
         facts = images.check_image_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels)
     except images.ImageRejected as exc:

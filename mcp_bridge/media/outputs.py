@@ -25,6 +25,7 @@ from ..server.security import listens_beyond_loopback
 from ..services import Services
 from . import images
 from .artifacts import Artifact, encode_for, suffixes_for
+from .inputs import protected_folders
 from .paths import IMAGE_SUFFIXES, PathPolicy, PathRejected, numbered, safe_write
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -52,8 +53,7 @@ def output_policy(
 ) -> PathPolicy:
     """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
     roots = [services.comfy.output_directory(), *services.settings.output_roots, *client_roots]
-    deny = [*services.comfy.protected_directories(), str(Path(__file__).resolve().parents[2])]
-    return PathPolicy(roots, deny=deny, hint=ROOTS_HINT, suffixes=suffixes)
+    return PathPolicy(roots, deny=protected_folders(services.comfy), hint=ROOTS_HINT, suffixes=suffixes)
 
 
 def output_suffixes(kinds: Iterable[str] | None) -> tuple[str, ...]:

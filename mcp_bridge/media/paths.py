@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import site
 import stat
 import sys
 import unicodedata
@@ -49,6 +50,12 @@ _RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
     | {f"{p}{n}" for p in ("COM", "LPT") for n in (*"123456789", "¹", "²", "³")}
 )
+BRIDGE_CODE = Path(__file__).resolve().parents[2]  # this extension's own folder
+
+# Code folders of an interpreter prefix, protected instead of the whole prefix when ComfyUI's own
+# input or output folder lies inside it (e.g. ComfyUI installed under /usr/local).
+_PREFIX_CODE = ("bin", "lib", "lib64", "include", "Lib", "Scripts", "DLLs")
+
 _NO_LINKS = frozenset({errno.EPERM, errno.EMLINK, errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
 
 
@@ -323,6 +330,35 @@ def resolve_input(
 ) -> Path:
     """:meth:`PathPolicy.resolve_input` with a policy of ``roots`` and no deny list."""
     return PathPolicy(roots, hint=hint).resolve_input(path_text, base_dir)
+
+
+def interpreter_folders() -> list[str]:
+    """The running Python's prefixes and package folders (its own and the user's site-packages)."""
+    found = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    try:
+        found += [*site.getsitepackages(), site.getusersitepackages()]
+    except AttributeError:  # site trimmed down (some embedded or frozen interpreters)
+        pass
+    return list(dict.fromkeys(found))
+
+
+def protected_trees(listed: Iterable[str | Path], open_folders: Iterable[str | Path]) -> list[str]:
+    """The one list of folders no caller may read from or write into, even inside an allowed root.
+
+    ``listed`` (ComfyUI's user, model and custom-node folders), this extension's code, and the
+    interpreter's prefixes and site-packages. A prefix that contains one of ``open_folders`` (ComfyUI's
+    input and output folders) is narrowed to its code folders so those stay usable.
+    """
+    keep = [Path(os.path.abspath(f)) for f in open_folders]
+    trees = [str(p) for p in listed] + [str(BRIDGE_CODE)]
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for folder in interpreter_folders():
+        path = Path(os.path.abspath(folder))
+        if folder in prefixes and any(_ancestor_or_self(path, k) for k in keep):
+            trees += [str(path / name) for name in _PREFIX_CODE]
+        else:
+            trees.append(str(path))
+    return list(dict.fromkeys(trees))
 
 
 def _open_dir(path: Path) -> int:

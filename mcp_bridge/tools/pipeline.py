@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ..comfyui.backend import PromptRejected
 from ..engine.jobs import summarize
-from ..media.inputs import InputRejected, StagedImage, stage_input_image
+from ..media.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
 from ..media.outputs import delivery, output_suffixes, plan_outputs
 from ..media.paths import PathRejected
 from ..services import Services
@@ -163,6 +163,7 @@ async def _stage(services: Services, value: str, limits: params.Limits) -> Stage
             input_dir=input_dir,
             output_dir=output_dir,
             read_roots=read_roots,
+            protected=protected_folders(comfy),
             max_bytes=limits.max_input_image_bytes,
             max_pixels=limits.max_side * limits.max_side * 4,
         )

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import base64
 import io
+import site
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 from PIL import Image
 
-from mcp_bridge.media.inputs import InputRejected, stage_input_image
+from mcp_bridge.comfyui.backend import ComfyBackend
+from mcp_bridge.media.inputs import InputRejected, protected_folders, stage_input_image
+from mcp_bridge.media.paths import PathPolicy, PathRejected, protected_trees
 
 LIMITS = {"max_bytes": 8 * 1024 * 1024, "max_pixels": 4096 * 4096}
 
@@ -27,13 +33,16 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "input", tmp_path / "output"
 
 
-def stage(value: str, dirs: tuple[Path, Path], roots: list[Path] | None = None) -> object:
+def stage(
+    value: str, dirs: tuple[Path, Path], roots: list[Path] | None = None, protected: Sequence[str] = ()
+) -> object:
     input_dir, output_dir = dirs
     return stage_input_image(
         value,
         input_dir=input_dir,
         output_dir=output_dir,
         read_roots=roots or [input_dir, output_dir],
+        protected=protected,
         **LIMITS,
     )
 
@@ -98,3 +107,53 @@ def test_a_url_is_refused_saying_urls_are_not_fetched_and_what_is_accepted(
         assert accepted in message
     assert "':' is not allowed" not in message
     assert not (dirs[0] / "mcp").exists()
+
+
+class FakeComfy:
+    """The folders a ComfyUI under ``base`` reports."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def protected_directories(self) -> list[str]:
+        return [str(self.base / name) for name in ("user", "models", "custom_nodes")]
+
+    def input_directory(self) -> str:
+        return str(self.base / "input")
+
+    def output_directory(self) -> str:
+        return str(self.base / "output")
+
+
+@pytest.mark.parametrize("inside", ["user/default/secret.png", "models/checkpoints/x.png"])
+def test_comfyuis_user_and_model_folders_are_never_read_even_inside_an_output_root(
+    dirs: tuple[Path, Path], inside: str
+) -> None:
+    base = dirs[0].parent  # an output root that contains ComfyUI's whole tree
+    (base / inside).parent.mkdir(parents=True)
+    (base / inside).write_bytes(png())
+    (base / "ok.png").write_bytes(png())
+    (dirs[0] / "link.png").symlink_to(base / inside)
+    protected = protected_folders(cast(ComfyBackend, FakeComfy(base)))
+    roots = [*dirs, base]
+    with pytest.raises(InputRejected, match="protected"):
+        stage(str(base / inside), dirs, roots, protected)
+    with pytest.raises(InputRejected, match="protected"):
+        stage("link.png", dirs, roots, protected)  # a link in the input folder leads there too
+    assert stage(str(base / "ok.png"), dirs, roots, protected) is not None  # the root itself works
+
+
+def test_writes_into_the_interpreters_prefix_or_site_packages_are_refused() -> None:
+    prefix = Path(sys.prefix).resolve()
+    policy = PathPolicy([prefix.parent], deny=protected_trees([], []))
+    if not policy.roots:
+        pytest.skip(f"{prefix.parent} is too broad to be an allowed folder here")
+    for folder in (prefix / "bin", Path(site.getsitepackages()[0])):
+        with pytest.raises(PathRejected, match="protected"):
+            policy.resolve_output(str(folder / "evil.png"), create_dirs=False)
+
+
+def test_a_prefix_holding_comfyuis_own_folders_is_narrowed_to_its_code_folders() -> None:
+    output = Path(sys.prefix) / "ComfyUI" / "output"
+    trees = protected_trees([], [output])
+    assert sys.prefix not in trees and str(Path(sys.prefix) / "lib") in trees
