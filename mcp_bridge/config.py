@@ -95,6 +95,34 @@ class Settings:
             "max": 100_000,
         },
     )
+    request_body_timeout_s: float = field(
+        default=30.0,
+        metadata={
+            "doc": "Seconds a client may take to send a request's body on the MCP routes (408 after). "
+            "Bodies still arriving hold max_open_requests places of their own; when all are taken the "
+            "one reading longest gives its place up (408).",
+            "min": 1.0,
+            "max": 3600.0,
+        },
+    )
+    stream_stall_timeout_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "Seconds one write to a client's stream (SSE events, streamed replies) may wait for the "
+            "client to read; then the connection is closed (a legacy SSE session ends with it).",
+            "min": 1.0,
+            "max": 3600.0,
+        },
+    )
+    max_session_requests: int = field(
+        default=32,
+        metadata={
+            "doc": "Requests one legacy SSE session may have whose replies are not yet on its event "
+            "stream (429 above): bounds what a client that does not read its stream can pile up.",
+            "min": 1,
+            "max": 10_000,
+        },
+    )
     session_idle_timeout_s: float = field(
         default=600.0,
         metadata={

@@ -46,6 +46,10 @@ class BodyTooLarge(Exception):
     """The request body grew past the exchange's cap while streaming."""
 
 
+class BodyTimeout(Exception):
+    """The request body did not arrive in time (or its reading was stopped to make room)."""
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -63,8 +67,10 @@ class AsgiExchange:
         extra_scope: dict[str, Any] | None = None,
         on_response_start: StartHook | None = None,
         poll_interval: float = DISCONNECT_POLL_S,
+        stall_timeout: float | None = None,
     ) -> None:
         self.request = request
+        self.stall_timeout = stall_timeout
         self.max_body = max_body
         self.poll_interval = poll_interval
         self.on_response_start = on_response_start
@@ -81,6 +87,7 @@ class AsgiExchange:
         self._body_done = False
         self._body_bytes = 0
         self._preread: bytes | None = None
+        self._reader: asyncio.Task[bytes | None] | None = None
         self._waiters: set[asyncio.Future[None]] = set()
 
     # -- state --
@@ -106,11 +113,29 @@ class AsgiExchange:
 
     # -- ASGI callables --
 
-    async def read_body(self) -> bytes | None:
-        """Read the whole body now (None if the client left; :class:`BodyTooLarge` past the cap).
+    async def read_body(self, timeout: float | None = None) -> bytes | None:
+        """Read the whole body now (None if the client left; :class:`BodyTooLarge` past the cap;
+        :class:`BodyTimeout` when it took longer than ``timeout`` or :meth:`stop_reading` was called).
 
         ``receive()`` then hands the app that body in one message, so it is read only once.
         """
+        reader = self._reader = asyncio.ensure_future(self._read_all())
+        try:
+            done, _ = await asyncio.wait({reader}, timeout=timeout)
+        finally:
+            self._reader = None
+            if not reader.done():
+                reader.cancel()
+        if not done or reader.cancelled():
+            raise BodyTimeout()
+        return reader.result()
+
+    def stop_reading(self) -> None:
+        """Give up reading the body: :meth:`read_body` raises :class:`BodyTimeout` at once."""
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read_all(self) -> bytes | None:
         chunks: list[bytes] = []
         while True:
             message = await self.receive()
@@ -180,6 +205,7 @@ class AsgiExchange:
             return
         body = bytes(message.get("body", b""))
         more = bool(message.get("more_body", False))
+        watchdog = self._watch_stall()
         try:
             if self.response is None:
                 self.response = await self._prepare(body_length=None if more else len(body))
@@ -190,6 +216,28 @@ class AsgiExchange:
                 await self.response.write_eof()
         except OSError:  # ConnectionResetError & co: the client went away mid-write
             self._mark_gone()
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+
+    def _watch_stall(self) -> asyncio.TimerHandle | None:
+        """Close the connection if the write about to start makes no progress for ``stall_timeout``."""
+        if self.stall_timeout is None:
+            return None
+        return asyncio.get_running_loop().call_later(self.stall_timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        transport = self.request.transport
+        log.warning(
+            "comfyui-mcp-bridge: closed a connection from %s that read nothing for %g s (%s %s)",
+            self.request.remote,
+            self.stall_timeout,
+            self.request.method,
+            self.request.path,
+        )
+        if transport is not None:
+            transport.abort()
+        self._mark_gone()
 
     async def _prepare(self, body_length: int | None) -> web.StreamResponse:
         assert self.status is not None

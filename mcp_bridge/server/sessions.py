@@ -105,6 +105,7 @@ class SessionRegistry:
         self.stateless_ttl_s = stateless_ttl_s
         self.counters: dict[str, int] = {
             "open_requests": 0,
+            "reading_requests": 0,
             "sse_streams": 0,
             "standalone_streams": 0,
             "requests_total": 0,

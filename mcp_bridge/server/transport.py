@@ -51,7 +51,18 @@ from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 
 from ..config import Settings
 from . import security, wire
-from .asgi import AsgiExchange, BodyTooLarge, Message, Receive, Scope, Send, call_internal, local_ip
+from .asgi import (
+    AsgiExchange,
+    BodyTimeout,
+    BodyTooLarge,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    call_internal,
+    local_ip,
+)
+from .backlog import Backlog
 from .sessions import SSE, STREAMABLE, SessionInfo, SessionRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -61,6 +72,11 @@ MCP_PATHS = ("/mcp", "/mcp/sse", "/mcp/messages", "/mcp-bridge/sessions")
 _SSE_SESSION_RE = re.compile(rb"session_id=([0-9a-f]{32})")
 _SHUTDOWN_GRACE_S = 5.0
 _SWEEP_BOUNDS_S = (0.5, 30.0)
+
+
+#: Called with a POST's parsed body (None for other methods) once it is read; returns a refusal, or None
+#: to serve the request.
+Admit = Callable[[Any], Awaitable[web.StreamResponse | None]]
 
 
 class ServerOptionsLike(Protocol):
@@ -148,6 +164,8 @@ class McpTransport:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._opening = 0  # new-session requests being served
+        self._reading: dict[AsgiExchange, None] = {}  # bodies being read, oldest first
+        self._backlogs: dict[str, Backlog] = {}  # SSE session id -> requests not answered yet
         self._ending = 0  # sessions forgotten here whose DELETE is still on its way
         self._rate_log = security.RateLimitedLog()
         mcp.middleware.append(self._observe_message)
@@ -330,15 +348,13 @@ class McpTransport:
         *,
         root_path: str = "",
         on_start: Callable[[int, list[tuple[bytes, bytes]]], Iterable[tuple[str, str]]] | None = None,
+        admit: Admit | None = None,
     ) -> web.StreamResponse:
-        """Run an SDK ASGI app for this request, tracking the handler task for shutdown."""
-        if self.registry.counters.get("open_requests", 0) >= self.settings.max_open_requests:
-            self.registry.rejected("request-limit")
-            return _json_error(
-                503,
-                f"Too many MCP requests at once (limit {self.settings.max_open_requests})",
-                code=INTERNAL_ERROR,
-            )
+        """Run an SDK ASGI app for this request, tracking the handler task for shutdown.
+
+        A POST body is read first, within ``request_body_timeout_s``; only then does the request count
+        against ``max_open_requests`` and ``admit(body)`` (if given) may still refuse it.
+        """
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
@@ -354,35 +370,76 @@ class McpTransport:
             max_body=self.settings.max_body_bytes,
             extra_scope={SCOPE_KEY: tag},
             on_response_start=start_hook,
+            stall_timeout=self.settings.stream_stall_timeout_s,
         )
-        self.registry.add("open_requests")
-        self.registry.add("requests_total")
         try:
+            message: Any = None
             if request.method == "POST":
-                refused = await self._check_body(request, exchange)
+                message, refused = await self._read_body(request, exchange)
                 if refused is not None:
                     return refused
-            return await exchange.run(app)
+            refused = await admit(message) if admit is not None else None
+            if refused is not None:
+                return refused
+            if self.registry.counters.get("open_requests", 0) >= self.settings.max_open_requests:
+                self.registry.rejected("request-limit")
+                return _json_error(
+                    503,
+                    f"Too many MCP requests at once (limit {self.settings.max_open_requests})",
+                    code=INTERNAL_ERROR,
+                )
+            self.registry.add("open_requests")
+            self.registry.add("requests_total")
+            try:
+                return await exchange.run(app)
+            finally:
+                self.registry.add("open_requests", -1)
         finally:
-            self.registry.add("open_requests", -1)
             if task is not None:
                 self._handlers.discard(task)
 
-    async def _check_body(self, request: web.Request, exchange: AsgiExchange) -> web.StreamResponse | None:
-        """Read a POST body once and refuse it unless it is strict JSON (before the SDK parses it)."""
+    async def _read_body(
+        self, request: web.Request, exchange: AsgiExchange
+    ) -> tuple[Any, web.StreamResponse | None]:
+        """Read a POST body once, in time, and refuse it unless it is strict JSON (before the SDK sees it).
+
+        Bodies being read hold a place of their own (``max_open_requests`` of them): when all are taken,
+        the one reading longest gives its place up with a 408, so stalled uploads cannot starve others.
+        """
+        if len(self._reading) >= self.settings.max_open_requests:
+            oldest = next(iter(self._reading))
+            self._reading.pop(oldest)
+            oldest.stop_reading()
+        self._reading[exchange] = None
+        self.registry.add("reading_requests")
         try:
-            body = await exchange.read_body()
+            body = await exchange.read_body(self.settings.request_body_timeout_s)
         except BodyTooLarge:
             self.registry.rejected("body-size")
             limit = self.settings.max_body_bytes
-            return _json_error(413, f"Request body larger than {limit} bytes", self._cors(request))
+            return None, _json_error(413, f"Request body larger than {limit} bytes", self._cors(request))
+        except BodyTimeout:
+            self.registry.rejected("body-timeout")
+            self._rate_log.warning(
+                "body-timeout",
+                "comfyui-mcp-bridge: dropped a request from %s whose body did not arrive in time",
+                request.remote,
+            )
+            timeout = self.settings.request_body_timeout_s
+            text = f"Request body not received within {timeout:g} s (request_body_timeout_s)"
+            refused = _json_error(408, text, self._cors(request))
+            refused.force_close()  # the rest of that body must not be read as a next request
+            return None, refused
+        finally:
+            self._reading.pop(exchange, None)
+            self.registry.add("reading_requests", -1)
         if body is None:
-            return web.Response(status=499)  # the client left; aiohttp discards this
-        problem = wire.json_problem(body)
+            return None, web.Response(status=499)  # the client left; aiohttp discards this
+        message, problem = wire.parse(body)
         if problem is None:
-            return None
+            return message, None
         self.registry.rejected("json")
-        return _json_error(400, f"Parse error: {problem}", self._cors(request), code=PARSE_ERROR)
+        return None, _json_error(400, f"Parse error: {problem}", self._cors(request), code=PARSE_ERROR)
 
     def _cors(self, request: web.Request) -> dict[str, str]:
         return self.policy.cors_headers(request.headers, local_ip(request))
@@ -406,15 +463,25 @@ class McpTransport:
         if manager is None:
             return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
         session_id = request.headers.get("Mcp-Session-Id")
-        opening = session_id is None and request.method == "POST" and _handshake_era(request)
-        if opening and not await self._make_room():
-            self.registry.rejected("session-limit")
-            return _json_error(
-                503,
-                f"Too many open MCP sessions (max_sessions {self.settings.max_sessions}), and every one "
-                "has a request in flight; retry later",
-                code=INTERNAL_ERROR,
-            )
+        may_open = session_id is None and request.method == "POST" and _handshake_era(request)
+        opening = False
+
+        async def admit(message: Any) -> web.StreamResponse | None:
+            nonlocal opening
+            if not may_open or not wire.is_initialize(message):
+                return None
+            if not await self._make_room():
+                self.registry.rejected("session-limit")
+                return _json_error(
+                    503,
+                    f"Too many open MCP sessions (max_sessions {self.settings.max_sessions}), and every "
+                    "one has a request in flight; retry later",
+                    code=INTERNAL_ERROR,
+                )
+            opening = True
+            self._opening += 1
+            return None
+
         self.registry.touch(session_id)
         tag = RequestTag(self.registry, session_id, request.remote)
         standalone = request.method == "GET"
@@ -433,10 +500,9 @@ class McpTransport:
                 self.registry.add("standalone_streams")
             return []
 
-        self._opening += opening
         self.registry.begin(session_id)
         try:
-            return await self._serve(request, manager.handle_request, tag, on_start=on_start)
+            return await self._serve(request, manager.handle_request, tag, on_start=on_start, admit=admit)
         finally:
             self.registry.end(session_id)
             self._opening -= opening
@@ -463,9 +529,12 @@ class McpTransport:
         finally:
             self.registry.add("sse_streams", -1)
             if tag.session_id is not None:
+                self._backlogs.pop(tag.session_id, None)
                 self.registry.close(tag.session_id)
 
     def _sse_app(self, tag: RequestTag) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        backlog = Backlog(self.settings.max_session_requests)
+
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             async def spy(message: Message) -> None:
                 # The first body frame is the `endpoint` event naming the new session id.
@@ -474,6 +543,9 @@ class McpTransport:
                     if found is not None:
                         tag.session_id = found.group(1).decode("ascii")
                         self.registry.open(tag.session_id, SSE, peer=tag.peer)
+                        self._backlogs[tag.session_id] = backlog
+                elif message["type"] == "http.response.body":
+                    backlog.written(bytes(message.get("body", b"")))
                 await send(message)
 
             try:
@@ -496,7 +568,28 @@ class McpTransport:
         session_id = request.query.get("session_id")
         self.registry.touch(session_id)
         tag = RequestTag(self.registry, session_id, request.remote)
-        return await self._serve(request, self.sse.handle_post_message, tag)
+        backlog = self._backlogs.get(session_id or "")
+
+        async def admit(message: Any) -> web.StreamResponse | None:
+            if backlog is None or backlog.admit(wire.request_ids(message)):
+                return None
+            self.registry.rejected("session-backlog")
+            self._rate_log.warning(
+                "session-backlog",
+                "comfyui-mcp-bridge: refused a request for SSE session %s…: %d replies unread",
+                (session_id or "")[:8],
+                backlog.size,
+            )
+            return _json_error(
+                429,
+                f"This SSE session already has {backlog.size} requests whose replies were not read from "
+                f"its event stream (max_session_requests {backlog.limit}); read the stream before "
+                "sending more",
+                self._cors(request),
+                code=INTERNAL_ERROR,
+            )
+
+        return await self._serve(request, self.sse.handle_post_message, tag, admit=admit)
 
     async def handle_sessions(self, request: web.Request) -> web.Response:
         """GET /mcp-bridge/sessions: live MCP sessions and transport counters (JSON)."""

@@ -34,17 +34,37 @@ def _no_constant(name: str) -> NoReturn:
     raise _Refused(f"{name} is not valid JSON (numbers must be finite)")
 
 
-def json_problem(body: bytes) -> str | None:
-    """Why ``body`` is not strict JSON (duplicate keys, NaN/Infinity, bad syntax or encoding), or None."""
+def parse(body: bytes) -> tuple[Any, str | None]:
+    """``(value, None)`` for a strict JSON body, else ``(None, why not)`` (duplicate keys, NaN/Infinity,
+    bad syntax or encoding)."""
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant), None
     except _Refused as exc:
-        return str(exc)
+        return None, str(exc)
     except RecursionError:
-        return "the JSON is nested too deeply"
+        return None, "the JSON is nested too deeply"
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        return f"not valid JSON ({exc})"
-    return None
+        return None, f"not valid JSON ({exc})"
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why ``body`` is not strict JSON, or None."""
+    return parse(body)[1]
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def is_initialize(value: Any) -> bool:
+    """True when a parsed body is (or, in a batch, holds) an ``initialize`` request."""
+    return any(m.get("method") == "initialize" for m in _messages(value))
+
+
+def request_ids(value: Any) -> list[str]:
+    """The ids (as JSON text) of the requests in a parsed body; notifications and responses have none."""
+    return [json.dumps(m["id"]) for m in _messages(value) if "method" in m and m.get("id") is not None]
 
 
 def protocol_version_problem(value: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -12,10 +12,37 @@ import anyio
 import pytest
 from _mcp_clients import connect
 
-from testbed.raw_mcp import initialize_only, message, open_session, ping, session_headers
+from testbed.raw_mcp import (
+    INITIALIZE,
+    NonReadingSse,
+    initialize_only,
+    message,
+    open_session,
+    ping,
+    session_headers,
+    slow_body,
+)
 from testbed.server import ComfyServer
 
 pytestmark = pytest.mark.anyio
+
+TIGHT = {
+    "COMFYUI_MCP_DEBUG_TOOLS": "1",
+    "COMFYUI_MCP_MAX_SESSIONS": "4",
+    "COMFYUI_MCP_MAX_OPEN_REQUESTS": "4",
+    "COMFYUI_MCP_REQUEST_BODY_TIMEOUT_S": "2",
+    "COMFYUI_MCP_MAX_SESSION_REQUESTS": "8",
+    "COMFYUI_MCP_STREAM_STALL_TIMEOUT_S": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def tight(comfy: ComfyServer) -> Iterator[ComfyServer]:
+    """A ComfyUI of the same version with small limits (4 sessions, 4 requests, 2 s timeouts)."""
+    server = ComfyServer(comfy.version, env=TIGHT)
+    server.start()
+    yield server
+    server.stop()
 
 
 async def sessions_snapshot(http: aiohttp.ClientSession, server: ComfyServer) -> dict[str, Any]:
@@ -52,11 +79,8 @@ async def call_in_flight(http: aiohttp.ClientSession, server: ComfyServer, sessi
         await resp.read()
 
 
-async def test_initialize_only_sessions_cannot_lock_out_a_real_client(
-    comfy: ComfyServer, comfy_factory: Callable[..., ComfyServer]
-) -> None:
-    env = {"COMFYUI_MCP_DEBUG_TOOLS": "1", "COMFYUI_MCP_MAX_SESSIONS": "4"}
-    server = comfy_factory(comfy.version, env=env)
+async def test_initialize_only_sessions_cannot_lock_out_a_real_client(tight: ComfyServer) -> None:
+    server = tight
     async with aiohttp.ClientSession() as http:
         streaming = await open_session(http, server.url)
         busy = await open_session(http, server.url)
@@ -81,3 +105,53 @@ async def test_initialize_only_sessions_cannot_lock_out_a_real_client(
                 live = {s["id"] for s in (await sessions_snapshot(http, server))["sessions"]}
                 assert {streaming, busy, idle[1]} <= live and idle[0] not in live
             tg.cancel_scope.cancel()
+            for session_id in (streaming, busy, idle[1]):
+                async with http.delete(server.url + "/mcp", headers=session_headers(session_id)) as resp:
+                    await resp.read()
+
+
+async def test_slow_bodies_get_408_while_a_normal_client_is_served(tight: ComfyServer) -> None:
+    async with aiohttp.ClientSession() as http, anyio.create_task_group() as tg:
+        statuses: list[int] = []
+
+        async def slow() -> None:
+            statuses.append(await slow_body("127.0.0.1", tight.port, interval=1.0))
+
+        for _ in range(8):  # twice max_open_requests, one byte a second
+            tg.start_soon(slow)
+
+        async def all_reading() -> bool:
+            return (await sessions_snapshot(http, tight))["counts"]["reading_requests"] == 4
+
+        await until(all_reading)
+        async with connect("streamable-2026", tight.url) as client:
+            result = await client.call_tool("get_server_info", {})
+            assert not result.is_error
+    assert statuses == [408] * 8
+
+
+async def test_an_sse_client_that_never_reads_is_refused_then_dropped(tight: ComfyServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        baseline = (await sessions_snapshot(http, tight))["counts"]["loop_tasks"]
+        async with NonReadingSse("127.0.0.1", tight.port) as sse:
+            assert (await sse.post(http, INITIALIZE))[0] == 202
+            answers = []
+            for n in range(5000):
+                answers.append(await sse.post(http, message("tools/list", id=n + 10)))
+                if answers[-1][0] != 202:
+                    break
+            status, text = answers[-1]
+            assert status == 429, answers[-3:]
+            assert "max_session_requests 8" in text
+
+            async def dropped() -> bool:
+                return (await sessions_snapshot(http, tight))["counts"]["sse_sessions"] == 0
+
+            await until(dropped)
+            assert (await sse.post(http, message("tools/list", id=1)))[0] == 404
+
+        async def back_to_baseline() -> bool:
+            return int((await sessions_snapshot(http, tight))["counts"]["loop_tasks"]) <= baseline
+
+        await until(back_to_baseline)
+    assert "closed a connection from 127.0.0.1 that read nothing for 2 s" in tight.log_text()

@@ -13,7 +13,7 @@ from _bare import Bare, bare_server, wait_for
 
 from mcp_bridge import config
 from testbed.mcp_client import connect
-from testbed.raw_mcp import HEADERS, INITIALIZE, initialize_only, ping
+from testbed.raw_mcp import HEADERS, INITIALIZE, NonReadingSse, initialize_only, message, ping, slow_body
 
 pytestmark = pytest.mark.anyio
 
@@ -67,3 +67,42 @@ async def test_a_session_silent_after_initialize_is_closed_after_the_handshake_t
             assert await ping(http, bare.url, silent) == 404
             assert not (await client.call_tool("get_server_info", {})).is_error
             assert bare.counts()["streamable_sessions"] == 1
+
+
+async def test_slow_bodies_get_408_and_cannot_starve_other_clients(tmp_path: Path) -> None:
+    async with server(tmp_path, max_open_requests=4, request_body_timeout_s=1.0) as bare:
+        async with anyio.create_task_group() as tg:
+            statuses: list[int] = []
+
+            async def slow() -> None:
+                statuses.append(await slow_body("127.0.0.1", bare.port, interval=0.3))
+
+            for _ in range(8):
+                tg.start_soon(slow)
+            await wait_for(lambda: bare.counts()["reading_requests"] == 4)
+            async with connect("streamable-2026", bare.url) as client:
+                assert not (await client.call_tool("get_server_info", {})).is_error
+        assert statuses == [408] * 8
+        assert bare.counts()["reading_requests"] == 0 and bare.counts()["open_requests"] == 0
+
+
+async def test_an_sse_client_that_never_reads_is_bounded_then_dropped(tmp_path: Path) -> None:
+    settings = {"max_session_requests": 8, "stream_stall_timeout_s": 1.0}
+    async with server(tmp_path, **settings) as bare, aiohttp.ClientSession() as http:
+        async with http.get(bare.url + "/mcp-bridge/sessions") as resp:  # the keep-alive connection
+            baseline = (await resp.json())["counts"]["loop_tasks"]
+        async with NonReadingSse("127.0.0.1", bare.port) as sse:
+            assert (await sse.post(http, INITIALIZE))[0] == 202
+            statuses: list[int] = []
+            text = ""
+            for n in range(5000):
+                status, text = await sse.post(http, message("tools/list", id=n + 10))
+                statuses.append(status)
+                if status != 202:
+                    break
+            assert statuses[-1] == 429, statuses[-5:]
+            assert "max_session_requests 8" in text and "read the stream" in text
+            # The stream stalls: it is closed and its session dropped; later messages find no session.
+            await wait_for(lambda: bare.counts()["sse_sessions"] == 0)
+            assert (await sse.post(http, message("tools/list", id=1)))[0] == 404
+        await wait_for(lambda: bare.counts()["loop_tasks"] <= baseline)  # the server tasks are gone
