@@ -98,7 +98,7 @@ def install(server: Any) -> None:
 
 def install_mcp(server: Any, services: Services) -> transport.McpTransport:
     """Create the MCP server and serve it on ComfyUI's port (routes, CORS preflight, shutdown hook)."""
-    options = adapter.server_options()
+    options = services.comfy.server_options()
     settings = services.settings
     mcp = build_mcp(services)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=services.settings_error)
@@ -109,7 +109,7 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
 
 def build_mcp(services: Services) -> MCPServer:
     """The MCP server of the bridge: every tool, and the output resources."""
-    mcp = mcp_server.create_mcp_server(services.settings, build_tools(services))
+    mcp = mcp_server.create_mcp_server(services.settings, build_tools(services), services.comfy)
     tools_catalog.register_resources(mcp, services)
     return mcp
 

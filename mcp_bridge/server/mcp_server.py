@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..comfyui import adapter
+from ..comfyui.backend import ComfyBackend
 from ..config import Settings
 from ..tools.toolset import Toolset
 from ..version import __version__
@@ -55,10 +55,15 @@ def _sdk_version() -> str:
         return "unknown"
 
 
-def create_mcp_server(settings: Settings | None = None, toolset: Toolset | None = None) -> MCPServer:
-    """Build the bridge's MCP server: its own tools first, then those of ``toolset``."""
+def create_mcp_server(
+    settings: Settings | None = None, toolset: Toolset | None = None, comfy: ComfyBackend | None = None
+) -> MCPServer:
+    """Build the bridge's MCP server: its own tools first, then those of ``toolset``.
+
+    ``comfy`` answers get_server_info (without one, as outside ComfyUI: no version, no queue).
+    """
     settings = settings or Settings()
-    own = server_tools(settings)
+    own = server_tools(settings, comfy)
     return MCPServer(
         name=SERVER_NAME,
         title="ComfyUI",
@@ -69,7 +74,7 @@ def create_mcp_server(settings: Settings | None = None, toolset: Toolset | None 
     )
 
 
-def server_tools(settings: Settings) -> Toolset:
+def server_tools(settings: Settings, comfy: ComfyBackend | None = None) -> Toolset:
     """get_server_info, and the diagnostic tools when ``debug_tools`` is on."""
     mcp = Toolset()
 
@@ -81,9 +86,9 @@ def server_tools(settings: Settings) -> Toolset:
         """Report the bridge and ComfyUI versions, the compute device, and how many prompts are queued."""
         return ServerInfo(
             bridge_version=__version__,
-            comfyui_version=adapter.comfyui_version(),
-            device=adapter.device_name(),
-            queue_length=adapter.queue_length(),
+            comfyui_version=comfy.comfyui_version() if comfy else None,
+            device=comfy.device_name() if comfy else "unknown",
+            queue_length=comfy.queue_length() if comfy else 0,
             mcp_sdk_version=_sdk_version(),
         )
 

@@ -39,7 +39,6 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import config
-from ..comfyui import adapter
 from ..comfyui.backend import ServerOptions
 from ..engine.jobs import Job
 from ..media import paths
@@ -422,7 +421,7 @@ class Panel:
         return {
             "up": True,
             "bridge_version": __version__,
-            "comfyui_version": adapter.comfyui_version(),
+            "comfyui_version": self.services.comfy.comfyui_version(),
             "server_time": time.time(),
             "mcp": {
                 "available": transport is not None and transport.unavailable is None,
@@ -444,7 +443,7 @@ class Panel:
                 "recent": [job_view(job) for job in finished[:RECENT_JOBS]],
             },
             "output_folders": {
-                "comfyui_output": adapter.output_directory(),
+                "comfyui_output": self.services.comfy.output_directory(),
                 "extra": list(settings.output_roots),
                 "editable": config.env_name("output_roots") not in os.environ,
                 "env_var": config.env_name("output_roots"),
@@ -559,7 +558,7 @@ def install(server: Any, services: Services, transport: TransportLike | None) ->
     def send(event: str, data: Any) -> None:
         server.send_sync(event, data)  # looked up per call: the adapter wraps send_sync
 
-    panel = Panel(services, transport, adapter.server_options(), send, server.loop)
+    panel = Panel(services, transport, services.comfy.server_options(), send, server.loop)
     panel.add_routes(server.routes)
     panel.observe()
     return panel
