@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from .comfyui.backend import ComfyBackend
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
 from .media.artifacts import Artifact
+from .media.housekeeping import tidy
 from .server import mcp_server, panel, transport
 from .services import Services
 from .tools import catalog as tools_catalog
@@ -93,7 +95,26 @@ def install(server: Any) -> None:
     routes.get("/mcp-bridge/health")(health)
     mcp_transport = install_mcp(server, _services)
     panel.install(server, _services, mcp_transport)
+    server.loop.call_soon_threadsafe(start_housekeeping, _services)
     log.info("comfyui-mcp-bridge %s installed", __version__)
+
+
+HOUSEKEEPING_INTERVAL_S = 3600.0
+_housekeeping: set[asyncio.Task[None]] = set()
+
+
+def start_housekeeping(services: Services) -> None:
+    """Sweep leftovers now and hourly, off the loop (see :mod:`.media.housekeeping`)."""
+
+    async def rounds() -> None:
+        while True:
+            roots = [services.comfy.output_directory(), *services.settings.output_roots]
+            input_dir = services.comfy.input_directory()
+            await asyncio.to_thread(tidy, roots, input_dir, services.settings.staged_input_max_age_s)
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+    task = asyncio.get_running_loop().create_task(rounds())
+    _housekeeping.add(task)  # a strong reference: the loop keeps only weak ones
 
 
 def install_mcp(server: Any, services: Services) -> transport.McpTransport:

@@ -198,6 +198,15 @@ class Settings:
             "calls must name one)."
         },
     )
+    staged_input_max_age_s: float = field(
+        default=86400.0,
+        metadata={
+            "doc": "Staged input copies in input/mcp/ older than this are removed (at start-up, then "
+            "hourly).",
+            "min": 60.0,
+            "max": 31536000.0,
+        },
+    )
     tool_folders: list[str] = field(
         default_factory=list,
         metadata={
