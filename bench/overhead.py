@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import statistics
 import sys
 import time
@@ -27,18 +26,12 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testbed.mcp_client import connect  # noqa: E402
+from testbed.sample_workflows import empty_image  # noqa: E402
 from testbed.server import LATEST, VERSIONS, ComfyServer  # noqa: E402
 
 
 def workflow() -> dict[str, Any]:
-    colour = random.randrange(2**24)
-    return {
-        "1": {
-            "class_type": "EmptyImage",
-            "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": colour},
-        },
-        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "bench"}},
-    }
+    return empty_image("bench")
 
 
 async def raw_http(

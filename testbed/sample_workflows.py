@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from testbed.tiny_models import CHECKPOINT_NAME, UPSCALER_NAME
@@ -66,4 +67,16 @@ def upscale(image_name: str, prefix: str = "tb-up") -> dict[str, Any]:
             "inputs": {"upscale_model": ["up_model", 0], "image": ["load", 0]},
         },
         "save": {"class_type": "SaveImage", "inputs": {"images": ["up", 0], "filename_prefix": prefix}},
+    }
+
+
+def empty_image(prefix: str = "tb-empty", size: int = 64) -> dict[str, Any]:
+    """EmptyImage (a random colour, so no two are cached alike) -> SaveImage: model-free, milliseconds."""
+    colour = random.randrange(2**24)  # noqa: S311 - a colour, not a secret
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": size, "height": size, "batch_size": 1, "color": colour},
+        },
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
     }

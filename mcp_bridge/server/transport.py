@@ -28,6 +28,7 @@ never ended this way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -428,7 +429,13 @@ class McpTransport:
             timeout = self.settings.request_body_timeout_s
             text = f"Request body not received within {timeout:g} s (request_body_timeout_s)"
             refused = _json_error(408, text, self._cors(request))
-            refused.force_close()  # the rest of that body must not be read as a next request
+            # Answer and hang up now: aiohttp would otherwise linger reading the rest of that body.
+            refused.force_close()
+            with contextlib.suppress(OSError):
+                await refused.prepare(request)
+                await refused.write_eof()
+            if request.transport is not None:
+                request.transport.close()
             return None, refused
         finally:
             self._reading.pop(exchange, None)
