@@ -55,7 +55,7 @@ class Soak:
 
     def __init__(self, server: ComfyServer) -> None:
         self.server = server
-        self.calls: list[tuple[float, str]] = []  # (wall seconds, job id)
+        self.calls: list[tuple[float, float, str]] = []  # (wall seconds, epoch at return, job id)
         self.errors: list[str] = []
         self.progress = 0
         self.left_mid_call = 0
@@ -77,7 +77,7 @@ class Soak:
                 if result.is_error or data.get("state") != "succeeded":
                     self.errors.append(f"{kind}: {str(result.content)[:200]}")
                 else:
-                    self.calls.append((wall, str(data["job_id"])))
+                    self.calls.append((wall, time.time(), str(data["job_id"])))
 
     async def leaver(self, kind: str) -> None:
         async with connect(kind, self.server.url) as client:
@@ -118,12 +118,13 @@ def process_facts(server: ComfyServer) -> dict[str, float]:
     return {"rss_mib": rss_kib / 1024, "log_lines": len(server.log_text().splitlines())}
 
 
-async def execution_s(http: aiohttp.ClientSession, server: ComfyServer, job_id: str) -> float:
-    """How long ComfyUI ran the job (execution_start to execution_success in its history)."""
+async def execution(http: aiohttp.ClientSession, server: ComfyServer, job_id: str) -> tuple[float, float]:
+    """How long ComfyUI ran the job and when it ended (epoch s), from its history."""
     async with http.get(f"{server.url}/history/{job_id}") as resp:
         entry = (await resp.json())[job_id]
     stamps = {name: data.get("timestamp") for name, data in entry["status"]["messages"]}
-    return float(stamps["execution_success"] - stamps["execution_start"]) / 1000
+    start, end = stamps["execution_start"] / 1000, stamps["execution_success"] / 1000
+    return end - start, end
 
 
 async def settle(http: aiohttp.ClientSession, server: ComfyServer, before: dict[str, Any]) -> None:
@@ -148,6 +149,7 @@ async def run(clients: int, calls: int, version: str) -> None:
             async with connect("streamable-2026", server.url) as warm:  # first-use costs out of the figures
                 await warm.call_tool("debug_run_workflow", {"workflow": workflow()})
             before = await state(http, server)
+            before_lines = int(before["log_lines"])
             soak = Soak(server)
             started = time.perf_counter()
             with anyio.fail_after(DEADLINE_S):
@@ -162,7 +164,12 @@ async def run(clients: int, calls: int, version: str) -> None:
             elapsed = time.perf_counter() - started
             await settle(http, server, before)
             after = await state(http, server)
-            overheads = [(wall - await execution_s(http, server, job), wall, job) for wall, job in soak.calls]
+            overheads, lags = [], []
+            for wall, returned, job in soak.calls:
+                ran, ended = await execution(http, server, job)
+                overheads.append((wall - ran, wall, job))
+                lags.append(returned - ended)
+            prompts = sum("Prompt executed" in line for line in server.log_text().splitlines()[before_lines:])
     finally:
         server.stop()
     print(f"ComfyUI {version}: {len(WAYS)} ways in x {clients} clients x {calls} calls, in {elapsed:.1f} s")
@@ -185,9 +192,17 @@ async def run(clients: int, calls: int, version: str) -> None:
             f"minus its job's execution: {slowest[0] * 1000:.1f} ms"
         )
         print(f"  largest call minus execution {worst[0] * 1000:.1f} ms (call {worst[1] * 1000:.1f} ms)")
+        median_lag = sorted(lags)[len(lags) // 2]
+        print(
+            f"  latest return after its job's end {max(lags) * 1000:.1f} ms "
+            f"(median {median_lag * 1000:.1f} ms)"
+        )
     for key in ("sessions", "stateless_clients", "open_requests", "loop_tasks", "rss_mib", "log_lines"):
         print(f"  {key:18s} before {before[key]:>8.0f}   after {after[key]:>8.0f}")
-    print(f"  log lines written during the run: {after['log_lines'] - before['log_lines']}")
+    written = after["log_lines"] - before["log_lines"]
+    print(
+        f"  log lines written during the run: {written:.0f}, of them ComfyUI's 'Prompt executed': {prompts}"
+    )
 
 
 def main() -> None:
