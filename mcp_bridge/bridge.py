@@ -12,10 +12,9 @@ from mcp.server.mcpserver import MCPServer
 
 from . import config
 from .comfyui import adapter
-from .comfyui.backend import ComfyBackend
+from .comfyui.backend import ComfyBackend, PromptOutcome
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
-from .media.artifacts import Artifact
 from .media.housekeeping import tidy
 from .server import mcp_server, panel, transport
 from .services import Services
@@ -42,8 +41,8 @@ def build_services(server: Any) -> Services:
         view = comfy.queue_view()
         return view.running, view.pending
 
-    def on_done(prompt_id: str, entry: dict[str, Any] | None, artifacts: list[Artifact]) -> None:
-        runner.on_done(prompt_id, entry, artifacts)
+    def on_done(outcome: PromptOutcome) -> None:
+        runner.on_done(outcome)
 
     registry = JobRegistry(queue_view=queue_view)
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)

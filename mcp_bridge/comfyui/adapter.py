@@ -18,7 +18,7 @@ from typing import Any
 
 from ..media.artifacts import Artifact, kind_for, mime_for
 from . import backend
-from .backend import NodeInput, QueueView, ServerOptions
+from .backend import NodeInput, PromptEvent, PromptOutcome, QueueView, ServerOptions
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -255,9 +255,8 @@ def _rate(value: Any) -> float | None:
 
 # --- Queue, events, cancellation ------------------------------------------------------------------
 
-EventSink = Callable[[str, dict[str, Any]], None]
-# on_done(prompt_id, history entry, the files it lists): the entry's outputs parsed here, off the loop.
-DoneSink = Callable[[str, "dict[str, Any] | None", "list[Artifact]"], None]
+EventSink = Callable[[PromptEvent], None]
+DoneSink = Callable[[PromptOutcome], None]  # the history entry is read here, off the loop
 
 # Events whose payload names the prompt they belong to; besides them only "status" (the queue changed)
 # is forwarded, without its payload.
@@ -276,6 +275,68 @@ _PROMPT_EVENTS = frozenset(
 
 # Large fields of execution_error that the bridge does not need (tracebacks, node inputs/outputs).
 _BULKY_KEYS = frozenset({"traceback", "current_inputs", "current_outputs"})
+
+
+_EVENT_KINDS: dict[str, backend.EventKind] = {
+    "execution_start": "started",
+    "execution_cached": "cached",
+    "executing": "executing",
+    "progress": "progress",
+    "executed": "executed",
+    "execution_error": "failed",
+    "execution_interrupted": "interrupted",
+}
+
+
+def read_event(event: str, data: dict[str, Any]) -> PromptEvent | None:
+    """ComfyUI's ``send_sync`` event as a :class:`PromptEvent` (None for events the bridge ignores)."""
+    if event == "status":
+        return PromptEvent("queue_changed")
+    kind = _EVENT_KINDS.get(event)
+    if kind is None:
+        return None
+    prompt_id = data.get("prompt_id")
+    node = data.get("node")
+    step, steps = data.get("value"), data.get("max")
+    return PromptEvent(
+        kind,
+        prompt_id=None if prompt_id is None else str(prompt_id),
+        node=None if node is None else str(node),
+        nodes=tuple(str(n) for n in data.get("nodes") or ()) if kind == "cached" else (),
+        step=int(step or 0) if kind == "progress" else None,
+        steps=int(steps or 0) if kind == "progress" else None,
+        error=_error_from(event, data) if kind in ("failed", "interrupted") else None,
+    )
+
+
+def read_outcome(
+    prompt_id: str, entry: dict[str, Any] | None, artifacts: list[Artifact] | None = None
+) -> PromptOutcome:
+    """How a prompt ended, from its history entry (its artifacts parsed from it unless given)."""
+    status = (entry or {}).get("status") or {}
+    error = None
+    for message in status.get("messages") or []:
+        if isinstance(message, (list, tuple)) and len(message) == 2:
+            event, data = message
+            if event in ("execution_error", "execution_interrupted") and isinstance(data, dict):
+                error = _error_from(event, data)
+                break
+    succeeded = status.get("status_str") == "success" and error is None
+    if not succeeded and error is None:
+        error = {"type": "error", "message": "ComfyUI reported a failure"}
+    found = artifacts_from_history(entry) if artifacts is None else artifacts
+    return PromptOutcome(prompt_id, succeeded, error, tuple(found))
+
+
+def _error_from(event: str, data: dict[str, Any]) -> dict[str, Any]:
+    if event == "execution_interrupted":
+        return {"type": "interrupted", "message": "interrupted", "node_id": data.get("node_id")}
+    return {
+        "type": str(data.get("exception_type") or "error"),
+        "message": str(data.get("exception_message") or "").strip() or "execution failed",
+        "node_id": data.get("node_id"),
+        "node_type": data.get("node_type"),
+    }
 
 
 class PromptRejected(backend.PromptRejected):
@@ -402,8 +463,7 @@ class Comfy:
             if prompt_id in self._watched:
                 try:
                     entry = queue.get_history(prompt_id=prompt_id).get(prompt_id)
-                    artifacts = artifacts_from_history(entry)
-                    self.loop.call_soon_threadsafe(self._on_done, prompt_id, entry, artifacts)
+                    self.loop.call_soon_threadsafe(self._on_done, read_outcome(prompt_id, entry))
                 except Exception:  # noqa: BLE001
                     log.exception("mcp-bridge: completion hook failed")
             return result
@@ -426,7 +486,7 @@ class Comfy:
         # Runs on ComfyUI's worker thread (or the loop): cheap checks, a shallow copy, one hand-off.
         if event == "status":  # the queue changed (put, taken, done, deleted): positions move
             if self._watched:
-                self.loop.call_soon_threadsafe(self._on_event, "status", {})
+                self.loop.call_soon_threadsafe(self._on_event, PromptEvent("queue_changed"))
             return
         if event not in _PROMPT_EVENTS or not isinstance(data, dict):
             return
@@ -437,7 +497,9 @@ class Comfy:
             return
         payload = {k: v for k, v in data.items() if k not in _BULKY_KEYS}
         payload["prompt_id"] = prompt_id
-        self.loop.call_soon_threadsafe(self._on_event, str(event), payload)
+        parsed = read_event(str(event), payload)
+        if parsed is not None:
+            self.loop.call_soon_threadsafe(self._on_event, parsed)
 
     # -- queueing --
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ..media.artifacts import Artifact
@@ -28,6 +28,34 @@ class ServerOptions:
     tls: bool
     cors_origin: str | None  # --enable-cors-header value ("*" when given bare), else None
     user_directory: str
+
+
+EventKind = Literal[
+    "queue_changed", "started", "cached", "executing", "progress", "executed", "failed", "interrupted"
+]
+
+
+@dataclass(frozen=True)
+class PromptEvent:
+    """One thing ComfyUI said while a prompt ran — or that its queue changed (``queue_changed``)."""
+
+    kind: EventKind
+    prompt_id: str | None = None
+    node: str | None = None  # executing: None means the prompt is done
+    nodes: tuple[str, ...] = ()  # cached: the nodes served from the cache
+    step: int | None = None  # progress of the current node
+    steps: int | None = None
+    error: dict[str, Any] | None = None  # failed/interrupted: {type, message, node_id, node_type}
+
+
+@dataclass(frozen=True)
+class PromptOutcome:
+    """How a prompt ended, read from ComfyUI's history entry, with the files it produced."""
+
+    prompt_id: str
+    succeeded: bool
+    error: dict[str, Any] | None = None  # as in PromptEvent; type "interrupted" when it was stopped
+    artifacts: tuple[Artifact, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ..comfyui.backend import PromptEvent, PromptOutcome
 from ..media.artifacts import Artifact
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -146,17 +147,6 @@ REMOVED_ERROR = {
 }
 
 
-def _error_from(event: str, data: dict[str, Any]) -> dict[str, Any]:
-    if event == "execution_interrupted":
-        return {"type": "interrupted", "message": "interrupted", "node_id": data.get("node_id")}
-    return {
-        "type": str(data.get("exception_type") or "error"),
-        "message": str(data.get("exception_message") or "").strip() or "execution failed",
-        "node_id": data.get("node_id"),
-        "node_type": data.get("node_type"),
-    }
-
-
 class JobRegistry:
     """All jobs of this process, keyed by prompt id."""
 
@@ -225,55 +215,47 @@ class JobRegistry:
         if job is not None:
             self._changed(job)
 
-    def on_event(self, event: str, data: dict[str, Any]) -> None:
-        """Apply one ComfyUI event (called on the event loop)."""
-        if event == "status":
+    def on_event(self, event: PromptEvent) -> None:
+        """Apply one event from ComfyUI (called on the event loop)."""
+        if event.kind == "queue_changed":
             self.queue_changed()
             return
-        job = self._active.get(str(data.get("prompt_id")))
+        job = self._active.get(str(event.prompt_id))
         if job is None or job.state.finished:
             return
-        if event == "execution_start":
+        if event.kind == "started":
             self._start(job)
-        elif event == "execution_cached":
-            job.nodes_done.update(str(n) for n in data.get("nodes") or [])
-        elif event == "executing":
-            node = data.get("node")
+        elif event.kind == "cached":
+            job.nodes_done.update(event.nodes)
+        elif event.kind == "executing":
             self._start(job)
-            if job.node and job.node != node:
+            if job.node and job.node != event.node:
                 job.nodes_done.add(job.node)
-            job.node = None if node is None else str(node)
+            job.node = event.node
             job.step = job.steps = None
-        elif event == "progress":
+        elif event.kind == "progress":
             self._start(job)
-            node = data.get("node")
-            if node is not None:
-                job.node = str(node)
-            job.step, job.steps = int(data.get("value") or 0), int(data.get("max") or 0)
-        elif event == "executed":
-            if data.get("node") is not None:
-                job.nodes_done.add(str(data["node"]))
-        elif event in ("execution_error", "execution_interrupted"):
-            job.error = _error_from(event, data)
+            if event.node is not None:
+                job.node = event.node
+            job.step, job.steps = event.step, event.steps
+        elif event.kind == "executed":
+            if event.node is not None:
+                job.nodes_done.add(event.node)
+        elif event.kind in ("failed", "interrupted"):
+            job.error = event.error
         else:
             return
         self._changed(job)
 
-    def on_done(self, job_id: str, entry: dict[str, Any] | None, artifacts: Sequence[Artifact] = ()) -> None:
-        """ComfyUI finished the prompt and wrote its history entry (called on the event loop);
-        ``artifacts`` are the files it lists, as the adapter read them."""
-        job = self._active.get(job_id)
+    def on_done(self, outcome: PromptOutcome) -> None:
+        """ComfyUI finished the prompt and wrote its history entry (called on the event loop)."""
+        job = self._active.get(outcome.prompt_id)
         if job is None or job.state.finished:
             return
-        status = (entry or {}).get("status") or {}
-        messages = status.get("messages") or []
-        for message in messages:
-            if isinstance(message, (list, tuple)) and len(message) == 2 and job.error is None:
-                event, data = message
-                if event in ("execution_error", "execution_interrupted") and isinstance(data, dict):
-                    job.error = _error_from(event, data)
-        job.artifacts = list(artifacts)
-        if status.get("status_str") == "success" and job.error is None:
+        job.artifacts = list(outcome.artifacts)
+        if job.error is None:
+            job.error = outcome.error
+        if outcome.succeeded and job.error is None:
             state = JobState.SUCCEEDED
         elif job.error and job.error.get("type") == "interrupted":
             state = JobState.CANCELLED if job.cancel_requested else JobState.INTERRUPTED

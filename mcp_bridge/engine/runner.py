@@ -9,11 +9,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..comfyui.backend import ComfyBackend
-from ..media.artifacts import Artifact
+from ..comfyui.backend import ComfyBackend, PromptOutcome
 from .jobs import Job, JobRegistry, JobState
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -23,6 +23,7 @@ Deliver = Callable[[Job], Awaitable[Any]]  # the job-end step of a call; its res
 
 # A waiting job's queue position is sent at most this often (coalesced: the latest one wins). Every
 # queue change moves every waiting job, so telling each one every time costs O(n²) notifications.
+STEP_BACKLOG = 64  # sampler steps a slow client may lag behind before the oldest are dropped
 POSITION_NOTICE_INTERVAL_S = 1.0
 
 
@@ -111,11 +112,11 @@ class JobRunner:
             if event is not None:
                 event.set()
 
-    def on_done(self, job_id: str, entry: dict[str, Any] | None, artifacts: Sequence[Artifact] = ()) -> None:
+    def on_done(self, outcome: PromptOutcome) -> None:
         """Completion from ComfyUI (on the loop): finish the job with the files it produced and stop
         watching its events."""
-        self.comfy.unwatch(job_id)
-        self.registry.on_done(job_id, entry, artifacts)
+        self.comfy.unwatch(outcome.prompt_id)
+        self.registry.on_done(outcome)
 
     async def follow(
         self,
@@ -131,7 +132,16 @@ class JobRunner:
         of queue position alone is reported at most every ``position_interval`` s.
         """
         changed = asyncio.Event()
-        unsubscribe = job.subscribe(lambda _job: changed.set())
+        steps: deque[tuple[float, str]] = deque(maxlen=STEP_BACKLOG)
+
+        def on_change(_job: Job) -> None:
+            # Sampler steps can come faster than the client's stream takes them: keep each one, so
+            # the caller sees every step rather than only the latest state when it wakes.
+            if report is not None and job.step is not None and job.state is JobState.RUNNING:
+                steps.append((round(job.fraction() * 100, 2), job.message()))
+            changed.set()
+
+        unsubscribe = job.subscribe(on_change)
         deadline = time.monotonic() + timeout
         progress = _Progress(report, position_interval)
         try:
@@ -139,6 +149,8 @@ class JobRunner:
                 # Clear before reading the job: a change during the report below (it awaits the
                 # client's stream) sets the event again instead of being lost.
                 changed.clear()
+                while steps:
+                    await progress.send_values(*steps.popleft())
                 if job.state.finished:
                     return True
                 retry_in = await progress.send(job)
@@ -177,12 +189,19 @@ class _Progress:
             wait = self.sent_at + self.position_interval - time.monotonic()
             if wait > 0:
                 return wait  # coalesced: the latest position goes out when the interval is over
+        await self.send_values(value, message)
+        self.position = job.queue_position
+        return float("inf")
+
+    async def send_values(self, value: float, message: str) -> None:
+        """Report one state unless it is what was sent last; values strictly increase."""
+        if self.report is None or (value <= self.value and message == self.message):
+            return
         value = max(value, round(self.value + 0.01, 2))
         if value <= 100:
             await self.report(value, 100.0, message)
-        self.value, self.message, self.position = value, message, job.queue_position
+        self.value, self.message = value, message
         self.sent_at = time.monotonic()
-        return float("inf")
 
     def _only_position_moved(self, job: Job, value: float) -> bool:
         return (

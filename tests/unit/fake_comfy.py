@@ -8,7 +8,6 @@ every tool's validation, error texts, result shape and delivery be checked in mi
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +17,14 @@ from typing import Any
 from PIL import Image
 
 from mcp_bridge.bridge import load_tool_specs, param_models
-from mcp_bridge.comfyui.backend import NodeInput, PromptRejected, QueueView, ServerOptions
+from mcp_bridge.comfyui.backend import (
+    NodeInput,
+    PromptEvent,
+    PromptOutcome,
+    PromptRejected,
+    QueueView,
+    ServerOptions,
+)
 from mcp_bridge.config import Settings
 from mcp_bridge.engine.jobs import JobRegistry
 from mcp_bridge.engine.runner import JobRunner
@@ -65,8 +71,8 @@ class FakeComfy:
     hold: bool = False  # keep queued prompts waiting until release()
     reject: str | None = None  # make enqueue refuse the next prompts with this message
     queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every prompt ever queued
-    on_event: Callable[[str, dict[str, Any]], None] = lambda event, data: None
-    on_done: Callable[[str, dict[str, Any] | None, list[Artifact]], None] = lambda pid, entry, arts: None
+    on_event: Callable[[PromptEvent], None] = lambda event: None
+    on_done: Callable[[PromptOutcome], None] = lambda outcome: None
     _pending: list[str] = field(default_factory=list)
     _prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -159,12 +165,11 @@ class FakeComfy:
         self._pending.remove(prompt_id)
         self._ran.add(prompt_id)
         prompt = self._prompts[prompt_id]
-        self.on_event("execution_start", {"prompt_id": prompt_id, "timestamp": time.time()})
+        self.on_event(PromptEvent("started", prompt_id))
         for node_id in prompt:
-            self.on_event("executing", {"prompt_id": prompt_id, "node": node_id})
+            self.on_event(PromptEvent("executing", prompt_id, node=node_id))
         artifacts = await asyncio.to_thread(self._write_outputs, prompt)
-        entry = {"status": {"status_str": "success", "completed": True, "messages": []}, "outputs": {}}
-        self.on_done(prompt_id, entry, artifacts)
+        self.on_done(PromptOutcome(prompt_id, succeeded=True, artifacts=tuple(artifacts)))
 
     def _write_outputs(self, prompt: dict[str, Any]) -> list[Artifact]:
         width, height, count = self._size(prompt)

@@ -7,6 +7,7 @@ from typing import Any
 
 from mcp_bridge.engine.jobs import JobRegistry, JobState
 from mcp_bridge.media.artifacts import Artifact
+from tests.unit.comfy_events import feed, finish
 
 PROMPT = {
     "1": {"class_type": "CheckpointLoaderSimple", "inputs": {}},
@@ -28,14 +29,14 @@ def test_a_job_runs_through_its_states_and_collects_its_images() -> None:
     seen: list[str] = []
     job.subscribe(lambda j: seen.append(j.message()))
     assert job.state is JobState.QUEUED
-    registry.on_event("execution_start", {"prompt_id": "p1"})
+    feed(registry, "execution_start", {"prompt_id": "p1"})
     assert job.state is JobState.RUNNING
-    registry.on_event("executing", {"node": "2", "prompt_id": "p1"})
-    registry.on_event("progress", {"value": 1, "max": 4, "node": "2", "prompt_id": "p1"})
-    registry.on_event("progress", {"value": 3, "max": 4, "node": "2", "prompt_id": "p1"})
+    feed(registry, "executing", {"node": "2", "prompt_id": "p1"})
+    feed(registry, "progress", {"value": 1, "max": 4, "node": "2", "prompt_id": "p1"})
+    feed(registry, "progress", {"value": 3, "max": 4, "node": "2", "prompt_id": "p1"})
     assert "step 3/4" in job.message() and job.node_type == "KSampler"
     image = Artifact("3", "image", "a.png", "mcp", "output", "image/png")
-    registry.on_done("p1", history("success", []), [image])
+    finish(registry, "p1", history("success", []), [image])
     assert job.state is JobState.SUCCEEDED
     assert job.artifacts == [image]
     assert job.to_dict()["outputs"] == [{"filename": "a.png", "subfolder": "mcp", "type": "output"}]
@@ -52,7 +53,7 @@ def test_progress_fraction_grows_with_nodes_and_steps() -> None:
         ("progress", {"value": 2, "max": 4, "node": "2"}),
         ("executing", {"node": "3"}),
     ]:
-        registry.on_event(event, {**data, "prompt_id": "p"})
+        feed(registry, event, {**data, "prompt_id": "p"})
         values.append(job.fraction())
     assert values == sorted(values) and values[0] == 0 and values[-1] < 1
 
@@ -67,7 +68,7 @@ def test_an_error_message_in_history_makes_a_failed_job_with_comfyuis_type_and_m
         "exception_type": "ValueError",
         "exception_message": "bad latent",
     }
-    registry.on_done("p", history("error", [["execution_error", err]]))
+    finish(registry, "p", history("error", [["execution_error", err]]))
     assert job.state is JobState.FAILED
     assert (
         job.error is not None and job.error["type"] == "ValueError" and job.error["message"] == "bad latent"
@@ -79,8 +80,8 @@ def test_an_interrupt_is_cancelled_when_we_asked_and_interrupted_when_someone_el
     ours, theirs = registry.create("a", "t", PROMPT), registry.create("b", "t", PROMPT)
     ours.cancel_requested = True
     interrupted = [["execution_interrupted", {"prompt_id": "x", "node_id": "2"}]]
-    registry.on_done("a", history("error", interrupted))
-    registry.on_done("b", history("error", interrupted))
+    finish(registry, "a", history("error", interrupted))
+    finish(registry, "b", history("error", interrupted))
     assert ours.state is JobState.CANCELLED
     assert theirs.state is JobState.INTERRUPTED
 
@@ -88,8 +89,8 @@ def test_an_interrupt_is_cancelled_when_we_asked_and_interrupted_when_someone_el
 def test_events_of_unknown_prompts_change_nothing() -> None:
     registry = JobRegistry()
     job = registry.create("p", "t", PROMPT)
-    registry.on_event("execution_start", {"prompt_id": "other"})
-    registry.on_done("other", history("success", []))
+    feed(registry, "execution_start", {"prompt_id": "other"})
+    finish(registry, "other", history("success", []))
     assert job.state is JobState.QUEUED and registry.get("other") is None
 
 
@@ -97,7 +98,7 @@ def test_queue_positions_follow_comfyuis_pending_order() -> None:
     view: tuple[list[str], list[str]] = ([], ["x", "b", "a"])
     registry = JobRegistry(queue_view=lambda: view)
     a, b = registry.create("a", "t", PROMPT), registry.create("b", "t", PROMPT)
-    registry.on_event("status", {})
+    feed(registry, "status", {})
     assert (a.queue_position, b.queue_position) == (3, 2)
     view = (["b"], ["a"])
     registry.refresh_positions()
@@ -109,7 +110,7 @@ def test_waiting_times_out_then_returns_true_once_the_job_finished() -> None:
         registry = JobRegistry()
         job = registry.create("p", "t", PROMPT)
         first = await job.wait(0.01)
-        asyncio.get_running_loop().call_later(0.01, registry.on_done, "p", history("success", []))
+        asyncio.get_running_loop().call_later(0.01, finish, registry, "p", history("success", []))
         second = await job.wait(5)
         return first, second
 
@@ -120,7 +121,7 @@ def test_finished_jobs_are_pruned_beyond_the_retention_count() -> None:
     registry = JobRegistry(keep_finished=2)
     for i in range(5):
         registry.create(str(i), "t", PROMPT)
-        registry.on_done(str(i), history("success", []))
+        finish(registry, str(i), history("success", []))
     assert [job.id for job in registry.all()] == ["3", "4"]
 
 
@@ -134,5 +135,5 @@ def test_a_failing_listener_does_not_stop_the_others() -> None:
 
     job.subscribe(boom)
     registry.observe(lambda j: seen.append(j.state.value))
-    registry.on_event("execution_start", {"prompt_id": "p"})
+    feed(registry, "execution_start", {"prompt_id": "p"})
     assert seen == ["running"]

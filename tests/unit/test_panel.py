@@ -19,6 +19,7 @@ from mcp_bridge.config import Settings
 from mcp_bridge.engine.jobs import JobRegistry
 from mcp_bridge.server import panel, security
 from mcp_bridge.server.sessions import SessionRegistry
+from tests.unit.comfy_events import feed, finish
 
 
 class FakeClock:
@@ -251,10 +252,10 @@ def test_job_changes_are_pushed_and_a_refused_job_is_removed(tmp_path: Path) -> 
         registry.create("refused", "generate_image", prompt, "prompt='<b>x</b>'")
         registry.discard("refused")
         registry.create("ok", "generate_image", prompt)
-        registry.on_event("execution_start", {"prompt_id": "ok"})
+        feed(registry, "execution_start", {"prompt_id": "ok"})
         for step in range(1, 30):
-            registry.on_event("progress", {"prompt_id": "ok", "node": "1", "value": step, "max": 30})
-        registry.on_done("ok", {"status": {"status_str": "success", "messages": []}, "outputs": {}})
+            feed(registry, "progress", {"prompt_id": "ok", "node": "1", "value": step, "max": 30})
+        finish(registry, "ok", {"status": {"status_str": "success", "messages": []}, "outputs": {}})
         board.close()
         return sent
 

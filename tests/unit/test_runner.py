@@ -8,6 +8,7 @@ from typing import cast
 from mcp_bridge.comfyui.backend import ComfyBackend
 from mcp_bridge.engine.jobs import JobRegistry, JobState
 from mcp_bridge.engine.runner import JobRunner
+from tests.unit.comfy_events import feed, finish
 
 PROMPT = {"1": {"class_type": "EmptyImage", "inputs": {}}, "2": {"class_type": "SaveImage", "inputs": {}}}
 SUCCESS = {"status": {"status_str": "success", "completed": True, "messages": []}, "outputs": {}}
@@ -52,7 +53,7 @@ def test_a_job_that_finishes_while_its_progress_is_being_sent_wakes_its_follower
 
         async def report(value: float, total: float, message: str) -> None:
             await asyncio.sleep(0)  # writing to the client's stream yields to the loop...
-            registry.on_done("p", SUCCESS)  # ...and the (2 ms) job finishes meanwhile
+            finish(registry, "p", SUCCESS)  # ...and the (2 ms) job finishes meanwhile
 
         follower = asyncio.create_task(runner.follow(job, report, timeout=60))
         await turns()
@@ -83,11 +84,11 @@ def test_queued_jobs_hear_of_their_position_a_bounded_number_of_times() -> None:
             await turns(2)
         for i in range(jobs_count):  # ComfyUI runs them one by one; every step moves every waiting job
             queue.running = [queue.pending.pop(0)]
-            registry.on_event("status", {})
+            feed(registry, "status", {})
             await turns(3)
             queue.running, _ = [], queue.done.add(f"p{i}")
-            registry.on_event("status", {})
-            registry.on_done(f"p{i}", SUCCESS)
+            feed(registry, "status", {})
+            finish(registry, f"p{i}", SUCCESS)
             await turns(3)
         await asyncio.wait_for(asyncio.gather(*followers), 5)
         return len(sent), [m for m in sent if "position" in m]
@@ -119,7 +120,7 @@ def test_a_held_back_position_is_sent_once_the_interval_is_over() -> None:
         await asyncio.wait_for(first.wait(), 5)
         for gone in ("a", "b", "c"):  # three moves in a burst: coalesced into one notice
             queue.pending.remove(gone)
-            registry.on_event("status", {})
+            feed(registry, "status", {})
             await turns()
         await asyncio.wait_for(at_front.wait(), 5)
         follower.cancel()
@@ -138,7 +139,7 @@ def test_many_queue_changes_in_one_turn_of_the_loop_read_the_queue_once() -> Non
         registry.create("p", "t", PROMPT)
         queue.pending = ["p"]
         for _ in range(50):
-            registry.on_event("status", {})
+            feed(registry, "status", {})
         await turns(2)
         return queue.views
 
@@ -156,8 +157,32 @@ def test_a_queued_job_whose_prompt_someone_removed_is_cancelled_with_the_reason(
     # ComfyUI ran "ran" (its history exists, our completion hook is on its way), someone deleted
     # "removed", and "submitting" is still being validated (not on the queue yet).
     queue.pending, queue.done = [], {"ran"}
-    registry.on_event("status", {})
+    feed(registry, "status", {})
     assert removed.state is JobState.CANCELLED
     assert removed.error is not None and "removed from ComfyUI's queue" in removed.error["message"]
     assert "removed from ComfyUI's queue" in removed.message()
     assert ran.state is JobState.QUEUED and submitting.state is JobState.QUEUED
+
+
+def test_every_sampler_step_reaches_a_client_slower_than_the_sampler() -> None:
+    async def scenario() -> list[str]:
+        _, registry, runner = engine()
+        job = registry.create("p", "t", PROMPT)
+        feed(registry, "execution_start", {"prompt_id": "p"})
+        messages: list[str] = []
+
+        async def report(value: float, total: float, message: str) -> None:
+            messages.append(message)
+            await asyncio.sleep(0.01)  # the client's stream is slow; the sampler runs on meanwhile
+
+        follower = asyncio.create_task(runner.follow(job, report, timeout=60))
+        await turns()
+        for step in range(1, 5):  # four steps within one report's time
+            feed(registry, "progress", {"prompt_id": "p", "node": "1", "value": step, "max": 4})
+        feed(registry, "executing", {"prompt_id": "p", "node": None})
+        finish(registry, "p", SUCCESS)
+        await asyncio.wait_for(follower, 5)
+        return messages
+
+    steps = [m for m in asyncio.run(scenario()) if "step" in m]
+    assert steps == [f"running EmptyImage: step {n}/4" for n in range(1, 5)]
