@@ -4,7 +4,9 @@ wait and output roots on small file systems (a full one, a read-only one) where 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import random
 import subprocess
@@ -70,6 +72,43 @@ SQUARE_SPEC: dict[str, Any] = {
 }
 
 
+# A model-free animation: a batch of flat frames saved as one animated WebP.
+ANIMATION_SPEC: dict[str, Any] = {
+    "_bridge": {
+        "tool": "flat_animation",
+        "description": "A short animated WebP of flat frames (model-free).",
+        "inputs": {
+            "frames": {
+                "kind": "int",
+                "node": "1",
+                "input": "batch_size",
+                "min": 2,
+                "max": 8,
+                "description": "Frames.",
+            },
+            "color": {
+                "kind": "int",
+                "node": "1",
+                "input": "color",
+                "description": "Frame colour (0xRRGGBB).",
+            },
+        },
+    },
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 4, "color": 255}},
+    "2": {
+        "class_type": "SaveAnimatedWEBP",
+        "inputs": {
+            "images": ["1", 0],
+            "filename_prefix": "anim",
+            "fps": 6.0,
+            "lossless": False,
+            "quality": 80,
+            "method": "default",
+        },
+    },
+}
+
+
 def _mount_tmpfs(where: Path, *options: str) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
@@ -104,6 +143,7 @@ def server(
     tools = base / "tools"
     tools.mkdir()
     (tools / "tiny_square.json").write_text(json.dumps(SQUARE_SPEC))
+    (tools / "flat_animation.json").write_text(json.dumps(ANIMATION_SPEC))
     with small_filesystems(base) as mounts:
         roots = [str(p) for p in mounts.values() if p is not None]
         env = {
@@ -242,3 +282,22 @@ async def test_a_failed_output_write_is_an_error_leaves_no_temp_file_and_is_logg
     assert set(folder.iterdir()) == before  # no file, no temporary file
     wait_for(lambda: job_id in comfy.log_text())
     assert sum(job_id in line and "could not write" in line for line in comfy.log_text().splitlines()) == 1
+
+
+async def test_an_animated_webp_comes_back_with_a_poster_a_typed_link_and_every_frame_saved(
+    server: dict[str, Any],
+) -> None:
+    comfy: ComfyServer = server["comfy"]
+    target = comfy.output_dir / "clips" / f"anim-{random.randrange(10**9)}.webp"
+    color = random.randrange(2**24)
+    async with connect("streamable-2025", comfy.url) as client:
+        arguments = {"frames": 4, "color": color, "output_path": str(target)}
+        result = await finished(client, await client.call_tool("flat_animation", arguments))
+    assert not result.is_error, text(result)
+    (link,) = [b for b in result.content if isinstance(b, ResourceLink)]
+    assert link.mime_type == "image/webp" and str(link.uri).endswith(".webp")
+    (poster,) = [b for b in result.content if isinstance(b, ImageContent)]
+    with Image.open(io.BytesIO(base64.b64decode(poster.data))) as im:
+        assert getattr(im, "n_frames", 1) == 1 and im.size == (64, 48)  # a still poster frame
+    with Image.open(target) as im:
+        assert im.format == "WEBP" and im.n_frames == 4 and im.size == (64, 48)
