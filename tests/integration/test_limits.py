@@ -13,6 +13,7 @@ import pytest
 from _mcp_clients import connect
 
 from testbed.raw_mcp import (
+    HEADERS,
     INITIALIZE,
     NonReadingSse,
     initialize_only,
@@ -155,3 +156,31 @@ async def test_an_sse_client_that_never_reads_is_refused_then_dropped(tight: Com
 
         await until(back_to_baseline)
     assert "closed a connection from 127.0.0.1 that read nothing for 2 s" in tight.log_text()
+
+
+async def test_many_stateless_clients_expiring_together_write_no_tracebacks(
+    comfy: ComfyServer, comfy_factory: Callable[..., ComfyServer]
+) -> None:
+    server = comfy_factory(comfy.version, env={"COMFYUI_MCP_SESSION_IDLE_TIMEOUT_S": "5"})
+    clients = 400
+    headers = {**HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}
+    async with aiohttp.ClientSession() as http:
+        for n in range(clients):  # 2026-era clients, told apart by name: each is an entry until it expires
+            meta = {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientInfo": {"name": f"client-{n}", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+            body = message("tools/list", {"_meta": meta}, id=n)
+            async with http.post(server.url + "/mcp", data=json.dumps(body), headers=headers) as resp:
+                assert resp.status == 200
+                await resp.read()
+        assert (await sessions_snapshot(http, server))["counts"]["stateless_clients"] == clients
+        lines_before = len(server.log_text().splitlines())
+        # They all go idle together: nothing asks for a snapshot until every entry is past the timeout
+        # (the timeout itself is what is waited for here), then one request expires them all at once.
+        await anyio.sleep(5 + 1)
+        assert (await sessions_snapshot(http, server))["counts"]["stateless_clients"] == 0
+    written = server.log_text().splitlines()[lines_before:]
+    assert not [line for line in written if "Traceback" in line or "RecursionError" in line]
+    assert len(written) < 10, written[:10]
