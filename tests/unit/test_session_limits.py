@@ -12,6 +12,7 @@ import pytest
 from _bare import Bare, bare_server, wait_for
 
 from mcp_bridge import config
+from mcp_bridge.server.sessions import MAX_STATELESS, STATELESS, SessionRegistry
 from testbed.mcp_client import connect
 from testbed.raw_mcp import HEADERS, INITIALIZE, NonReadingSse, initialize_only, message, ping, slow_body
 
@@ -106,3 +107,24 @@ async def test_an_sse_client_that_never_reads_is_bounded_then_dropped(tmp_path: 
             await wait_for(lambda: bare.counts()["sse_sessions"] == 0)
             assert (await sse.post(http, message("tools/list", id=1)))[0] == 404
         await wait_for(lambda: bare.counts()["loop_tasks"] <= baseline)  # the server tasks are gone
+
+
+async def test_only_an_initialize_makes_room_at_the_cap(tmp_path: Path) -> None:
+    async with server(tmp_path, max_sessions=2) as bare, aiohttp.ClientSession() as http:
+        idle = [await initialize_only(http, bare.url) for _ in range(2)]
+        async with http.post(bare.url + "/mcp", json=message("ping"), headers=HEADERS) as resp:
+            assert resp.status == 503  # not an initialize: refused by the SDK's own cap, nobody evicted
+        assert [await ping(http, bare.url, sid) for sid in idle] == [200, 200]
+        assert "session-evicted" not in bare.transport.snapshot()["rejections"]
+
+
+def test_stateless_entries_are_capped_the_least_recently_seen_going_first() -> None:
+    registry = SessionRegistry()
+    for n in range(MAX_STATELESS + 10):
+        registry.seen_stateless(f"client-{n}", "1", "2026-07-28", "127.0.0.1")
+        if n == 0:
+            first = registry.all()[0].id
+    registry.seen_stateless("client-0", "1", "2026-07-28", "127.0.0.1")  # seen again: now the most recent
+    assert registry.count(STATELESS) == MAX_STATELESS
+    names = {info.client_name for info in registry.all()}
+    assert "client-1" not in names and "client-0" in names and registry.get(first) is not None
