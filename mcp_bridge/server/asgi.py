@@ -6,13 +6,15 @@ the two without uvicorn or Starlette routing:
 - the **scope** is built from the aiohttp request (lower-cased raw headers, client and server
   addresses, ``root_path`` for prefixed mounts);
 - ``receive()`` **streams the body** chunk by chunk (with an optional size cap), then blocks until the
-  client disconnects and returns ``http.disconnect``;
+  client disconnects and returns ``http.disconnect``; ``read_body()`` reads it whole beforehand, with
+  a deadline (and can be stopped early), and ``receive()`` then hands over that copy;
 - **disconnects** are detected by polling the connection's transport: aiohttp does not cancel
   handlers when a client goes away (ComfyUI's runner leaves ``handler_cancellation`` off), and a GET
   has no body stream to carry the error. A failed write counts as a disconnect too;
 - ``send()`` maps ``http.response.start``/``http.response.body`` onto a ``web.StreamResponse``: the
   headers go out with the first body message (``Content-Length`` when the body is a single message,
-  chunked otherwise), and every write goes through aiohttp's flow control (backpressure). After a
+  chunked otherwise), and every write goes through aiohttp's flow control (backpressure). A write that
+  waits longer than ``stall_timeout`` for the client to read aborts the connection. After a
   disconnect ``send()`` is a silent no-op, as under uvicorn.
 
 Every response is prepared here, so middlewares that edit headers after the handler returns (ComfyUI's
@@ -28,7 +30,10 @@ from typing import Any
 
 from aiohttp import web
 
+from .security import RateLimitedLog
+
 log = logging.getLogger("comfyui_mcp_bridge")
+_STALL_LOG = RateLimitedLog()
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -228,7 +233,8 @@ class AsgiExchange:
 
     def _stalled(self) -> None:
         transport = self.request.transport
-        log.warning(
+        _STALL_LOG.warning(
+            "stall",
             "comfyui-mcp-bridge: closed a connection from %s that read nothing for %g s (%s %s)",
             self.request.remote,
             self.stall_timeout,
