@@ -72,6 +72,15 @@ class Settings:
             "max": 256 * 1024 * 1024,
         },
     )
+    max_resource_read_bytes: int = field(
+        default=16 * 1024 * 1024,
+        metadata={
+            "doc": "Largest output file resources/read sends (base64 in one message); a larger one is "
+            "refused with its link and ComfyUI's /view URL, which serves any size.",
+            "min": 64 * 1024,
+            "max": 256 * 1024 * 1024,
+        },
+    )
     max_sessions: int = field(
         default=64,
         metadata={

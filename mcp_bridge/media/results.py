@@ -1,15 +1,18 @@
 """Turn a finished job into an MCP tool result: a summary, small previews, links, structured data.
 
-Full-size images never travel inline (clients cap messages near 1 MiB): each image comes back as a
-preview (longest side <= 512 px, WebP) plus a resource link (``comfy://output/...``, readable with
-``resources/read``) and ComfyUI's own ``/view`` URL. File reads and encoding run off the event loop.
+Full-size files never travel inline (clients cap messages near 1 MiB): each artifact comes back as a
+preview (longest side <= 512 px, WebP: the image itself, or the first frame of an animation or
+video) plus a resource link typed with the file's real MIME type (``comfy://output/...``, readable
+with ``resources/read`` up to ``max_resource_read_bytes``) and ComfyUI's own ``/view`` URL. An
+artifact without a preview still has its link. File reads and decoding run off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import io
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,35 +22,104 @@ from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
 from ..engine.jobs import Job, JobState
 from ..services import Services
-from . import images
+from . import artifacts
+from .artifacts import Artifact, ArtifactInfo
 from .inputs import RESOURCE_PREFIX
+from .paths import PathPolicy, PathRejected
+
+log = logging.getLogger("comfyui_mcp_bridge")
 
 
-def output_uri(record: dict[str, str]) -> str:
-    """The MCP resource URI of one output image record."""
-    sub = record.get("subfolder", "").strip("/")
-    return RESOURCE_PREFIX + (f"{sub}/" if sub else "") + record["filename"]
+def output_uri(artifact: Artifact) -> str:
+    """The MCP resource URI of an artifact in ComfyUI's output folder."""
+    return RESOURCE_PREFIX + artifact.relative_path
 
 
-def view_path(record: dict[str, str]) -> str:
-    """ComfyUI's own ``/view`` path for an output image record."""
-    query = {"filename": record["filename"], "subfolder": record.get("subfolder", ""), "type": "output"}
-    return "/view?" + urlencode(query)
+def view_path(artifact: Artifact) -> str:
+    """ComfyUI's own ``/view`` path (and query) for an artifact."""
+    return _view(artifact.filename, artifact.subfolder, artifact.folder_type)
 
 
-def _prepare(path: Path, preview_side: int) -> dict[str, Any]:
-    # Runs in a worker thread: read the file, measure it, make the preview.
-    data = path.read_bytes()
-    width, height, fmt = images.image_info(io.BytesIO(data))  # measured from the bytes already read
-    preview, mime = images.make_preview(data, max_side=preview_side)
-    return {
-        "width": width,
-        "height": height,
-        "format": fmt,
-        "bytes": len(data),
-        "preview": preview,
-        "mime": mime,
+def view_url_of(relative: str) -> str:
+    """ComfyUI's ``/view`` path of ``subfolder/filename`` in its output folder."""
+    subfolder, _, filename = relative.rpartition("/")
+    return _view(filename, subfolder, "output")
+
+
+def _view(filename: str, subfolder: str, folder_type: str) -> str:
+    return "/view?" + urlencode({"filename": filename, "subfolder": subfolder, "type": folder_type})
+
+
+def locate(path: Path, output_dir: str) -> Path:
+    """``path`` (where ComfyUI wrote an artifact) checked to lie inside its output folder, links
+    resolved: a node reporting ``../`` names cannot make a result read other files (``PathRejected``)."""
+    policy = PathPolicy([output_dir], suffixes=artifacts.MIME_BY_EXTENSION)
+    return policy.resolve_input(str(path), output_dir)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    info: ArtifactInfo | None  # None: the file is gone or outside the output folder
+    preview: artifacts.Preview | None
+
+
+def _prepare(path: Path, output_dir: str, artifact: Artifact, preview_side: int) -> _Prepared:
+    # Runs in a worker thread: check the file, measure it, make its preview.
+    try:
+        path = locate(path, output_dir)
+        info = artifacts.describe(artifact, path)
+    except (PathRejected, OSError) as exc:
+        log.warning("mcp-bridge: output %s cannot be read: %s", artifact.relative_path, exc)
+        return _Prepared(None, None)
+    return _Prepared(info, artifacts.preview(artifact, path, max_side=preview_side))
+
+
+def _file_entry(artifact: Artifact, info: ArtifactInfo | None, saved_path: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "filename": artifact.filename,
+        "subfolder": artifact.subfolder,
+        "uri": output_uri(artifact),
+        "view_url": view_path(artifact),
+        "kind": artifact.kind,
+        "mime_type": artifact.mime_type,
+        "width": info.width if info else None,
+        "height": info.height if info else None,
+        "bytes": info.size_bytes if info else None,
+        "saved_path": saved_path,
     }
+    if artifact.kind != "image":
+        entry.update(
+            frames=info.frames if info else None,
+            fps=info.fps if info else None,
+            duration_s=info.duration_s if info else None,
+        )
+    return entry
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    # One line for the resource link: what the file is and how big.
+    what = {"image": "full image", "animation": "animation", "video": "video"}[entry["kind"]]
+    if entry["width"] and entry["height"]:
+        what += f" {entry['width']}x{entry['height']}"
+    if entry.get("frames"):
+        what += f", {entry['frames']} frames"
+        if entry.get("fps"):
+            what += f" at {entry['fps']:g} fps"
+        if entry.get("duration_s"):
+            what += f" ({entry['duration_s']:g} s)"
+    return what
+
+
+def _counted(files: list[dict[str, Any]]) -> str:
+    # "2 image(s)" as before when every file is a still; else per kind, e.g. "1 animation, 1 video".
+    kinds = [f["kind"] for f in files]
+    if all(kind == "image" for kind in kinds):
+        return f"{len(files)} image(s)"
+    return ", ".join(
+        f"{kinds.count(kind)} {kind if kinds.count(kind) == 1 else kind + 's'}"
+        for kind in ("image", "animation", "video")
+        if kind in kinds
+    )
 
 
 def failure_message(job: Job) -> str:
@@ -73,45 +145,32 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
         raise RuntimeError("present_job needs a finished job")
     if job.state is not JobState.SUCCEEDED:
         raise ToolError(failure_message(job))
-    saved_files = [a for a in job.artifacts if a.folder_type == "output"]
-    records = [a.record() for a in saved_files]
+    found = [a for a in job.artifacts if a.folder_type == "output"]  # temp previews are not results
+    comfy, out = services.comfy, services.comfy.output_directory()
     prepared = await asyncio.gather(
-        *(asyncio.to_thread(_prepare, services.comfy.file_path(a), preview_side) for a in saved_files)
+        *(asyncio.to_thread(_prepare, comfy.file_path(a), out, a, preview_side) for a in found)
     )
     delivery = job.delivery
     written: list[str] = list(getattr(delivery, "written", None) or [])
-    saved: list[str | None] = [*written, *([None] * (len(records) - len(written)))][: len(records)]
+    saved: list[str | None] = [*written, *([None] * (len(found) - len(written)))][: len(found)]
     save_error: str | None = getattr(delivery, "error", None)
 
     content: list[Any] = []
     files: list[dict[str, Any]] = []
-    for record, info, saved_path in zip(records, prepared, saved, strict=True):
-        uri = output_uri(record)
-        files.append(
-            {
-                "filename": record["filename"],
-                "subfolder": record.get("subfolder", ""),
-                "uri": uri,
-                "view_url": view_path(record),
-                "width": info["width"],
-                "height": info["height"],
-                "bytes": info["bytes"],
-                "saved_path": saved_path,
-            }
-        )
-        content.append(
-            ImageContent(
-                type="image", data=base64.b64encode(info["preview"]).decode(), mime_type=info["mime"]
-            )
-        )
+    for artifact, ready, saved_path in zip(found, prepared, saved, strict=True):
+        entry = _file_entry(artifact, ready.info, saved_path)
+        files.append(entry)
+        if ready.preview is not None:
+            data = base64.b64encode(ready.preview.data).decode()
+            content.append(ImageContent(type="image", data=data, mime_type=ready.preview.mime_type))
         content.append(
             ResourceLink(
                 type="resource_link",
-                uri=uri,
-                name=record["filename"],
-                mime_type="image/png",
-                description=f"full image {info['width']}x{info['height']}",
-                size=info["bytes"],
+                uri=entry["uri"],
+                name=artifact.filename,
+                mime_type=artifact.mime_type,
+                description=_describe(entry),
+                size=entry["bytes"],
             )
         )
     timings = {
@@ -127,17 +186,18 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
         "timings": timings,
         **public_meta,
     }
-    size = f"{files[0]['width']}x{files[0]['height']}" if files else "no image"
+    size = "no image" if not files else "size unknown"
+    if files and files[0]["width"]:
+        size = f"{files[0]['width']}x{files[0]['height']}"
     where = "; ".join(f.get("saved_path") or f["uri"] for f in files)
-    summary = f"{job.tool}: {len(files)} image(s), {size}, in {timings['total_s']:.1f} s"
+    summary = f"{job.tool}: {_counted(files)}, {size}, in {timings['total_s']:.1f} s"
     if "seed" in public_meta:
         summary += f", seed {public_meta['seed']}"
     summary += f". Files: {where}" if where else "."
     if save_error:
         structured["save_error"] = save_error
-        summary = (
-            f"{job.tool} made {len(files)} image(s) but {save_error}. ComfyUI saved them as: "
-            + "; ".join(f["uri"] for f in files)
+        summary = f"{job.tool} made {_counted(files)} but {save_error}. ComfyUI saved them as: " + "; ".join(
+            f["uri"] for f in files
         )
     return CallToolResult(
         content=[TextContent(type="text", text=summary), *content],

@@ -9,17 +9,24 @@ exception reaches the client only as "Error executing tool …").
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import Any
+from urllib.parse import urlsplit
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.types import InputRequiredResult, ToolAnnotations
+from pydantic import AnyUrl, BaseModel, Field
 
 from ..comfyui.backend import ComfyBackend
 from ..config import Settings
+from ..media.artifacts import mime_for
+from ..media.inputs import RESOURCE_PREFIX
 from ..tools.toolset import Toolset
 from ..version import __version__
 
@@ -55,6 +62,23 @@ def _sdk_version() -> str:
         return "unknown"
 
 
+class BridgeMCPServer(MCPServer):
+    """The SDK's server, with ``comfy://output/...`` reads typed by each file's own MIME type.
+
+    A resource template declares one MIME type for every URI it matches; the output folder holds
+    PNG, WebP, GIF, MP4, WebM, … files, so the type is set per read here, from the file's extension.
+    """
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        results = await super().read_resource(uri, context)
+        if isinstance(results, InputRequiredResult) or not str(uri).startswith(RESOURCE_PREFIX):
+            return results
+        mime = mime_for(urlsplit(str(uri)).path)
+        return [dataclasses.replace(item, mime_type=mime) for item in results]
+
+
 def create_mcp_server(
     settings: Settings | None = None, toolset: Toolset | None = None, comfy: ComfyBackend | None = None
 ) -> MCPServer:
@@ -64,7 +88,7 @@ def create_mcp_server(
     """
     settings = settings or Settings()
     own = server_tools(settings, comfy)
-    return MCPServer(
+    return BridgeMCPServer(
         name=SERVER_NAME,
         title="ComfyUI",
         version=__version__,

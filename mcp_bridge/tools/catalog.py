@@ -6,20 +6,20 @@ All read ComfyUI in-process: no HTTP, no WebSocket.
 from __future__ import annotations
 
 import asyncio
-import mimetypes
-from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..media.artifacts import MIME_BY_EXTENSION, OCTET_STREAM, mime_for
+from ..media.inputs import RESOURCE_PREFIX
 from ..media.paths import PathPolicy, PathRejected
+from ..media.results import view_url_of
 from ..services import Services
 from .toolset import Toolset
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-MAX_RESOURCE_BYTES = 64 * 1024 * 1024
 
 
 class NameList(BaseModel):
@@ -33,15 +33,22 @@ def _names(values: list[str]) -> NameList:
     return NameList(names=values, count=len(values))
 
 
-def read_output(relative: str, out: str) -> tuple[bytes, str]:
-    """Bytes and MIME type of an image in ComfyUI's output folder (containment checked)."""
+def read_output(relative: str, out: str, max_bytes: int) -> tuple[bytes, str]:
+    """Bytes and MIME type of a file in ComfyUI's output folder (containment checked, size capped)."""
     try:
-        path = PathPolicy([out]).resolve_input(relative, out)
+        path = PathPolicy([out], suffixes=MIME_BY_EXTENSION).resolve_input(relative, out)
     except PathRejected as exc:
-        raise ResourceError(f"no such output image: {exc.reason}") from None
-    if path.stat().st_size > MAX_RESOURCE_BYTES:
-        raise ResourceError("the image is too large to send; open its /view URL instead")
-    return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        raise ResourceError(f"no such output file: {exc.reason}") from None
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        size = path.stat().st_size
+        raise ResourceError(
+            f"{RESOURCE_PREFIX}{relative} is {size} bytes, more than resources/read sends "
+            f"(max_resource_read_bytes = {max_bytes}); fetch it from ComfyUI's own "
+            f"{view_url_of(relative)} instead"
+        )
+    return data, mime_for(path.name)
 
 
 def register(tools: Toolset, services: Services) -> None:
@@ -80,19 +87,23 @@ def register_resources(mcp: MCPServer, services: Services) -> None:
     @mcp.resource(
         "comfy://output/{filename}",
         name="output-image",
-        description="A full-size image from ComfyUI's output folder",
+        mime_type=OCTET_STREAM,  # each read carries the file's own type (mcp_server.BridgeMCPServer)
+        description="A full-size output file (image, animation or video) from ComfyUI's output folder",
     )
     async def output_image(filename: str) -> bytes:
-        data, _mime = await asyncio.to_thread(read_output, filename, services.comfy.output_directory())
-        return data
+        return await _read(services, filename)
 
     @mcp.resource(
         "comfy://output/{subfolder}/{filename}",
         name="output-image-in-subfolder",
-        description="A full-size image from a subfolder of ComfyUI's output folder (the bridge uses mcp/)",
+        mime_type=OCTET_STREAM,
+        description="A full-size output file in a subfolder of ComfyUI's output folder (bridge: mcp/)",
     )
     async def output_image_in_subfolder(subfolder: str, filename: str) -> bytes:
-        data, _mime = await asyncio.to_thread(
-            read_output, str(Path(subfolder) / filename), services.comfy.output_directory()
-        )
-        return data
+        return await _read(services, f"{subfolder}/{filename}")
+
+
+async def _read(services: Services, relative: str) -> bytes:
+    out, cap = services.comfy.output_directory(), services.settings.max_resource_read_bytes
+    data, _mime = await asyncio.to_thread(read_output, relative, out, cap)
+    return data
