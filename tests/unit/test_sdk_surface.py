@@ -1,0 +1,35 @@
+"""The parts of the MCP SDK the transport relies on, checked directly so an SDK change fails here first."""
+
+from __future__ import annotations
+
+import inspect
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+from mcp_bridge.server.transport import lowlevel_server
+
+
+def test_the_lowlevel_server_is_the_one_mcpserver_serves_through() -> None:
+    mcp = MCPServer("probe")
+
+    async def middleware(ctx: object, call_next: object) -> object:  # pragma: no cover - never called
+        raise AssertionError
+
+    mcp.middleware.append(middleware)
+    server = lowlevel_server(mcp)
+    assert server.name == "probe"
+    assert server.middleware is mcp.middleware  # our observer runs on every transport we serve
+    assert callable(server.create_initialization_options) and callable(server.run)
+
+
+def test_the_caps_we_pass_exist() -> None:
+    assert "max_sessions" in inspect.signature(StreamableHTTPSessionManager).parameters
+    assert "session_idle_timeout" in inspect.signature(StreamableHTTPSessionManager).parameters
+    assert "max_request_body_size" in inspect.signature(SseServerTransport).parameters
+
+
+def test_both_protocol_eras_are_known() -> None:
+    assert "2025-11-25" in HANDSHAKE_PROTOCOL_VERSIONS and "2026-07-28" in MODERN_PROTOCOL_VERSIONS
