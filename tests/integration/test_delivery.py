@@ -72,33 +72,31 @@ SQUARE_SPEC: dict[str, Any] = {
 }
 
 
-# A model-free animation: a batch of flat frames saved as one animated WebP.
+# A model-free animation: four differently coloured frames saved as one animated WebP. (An EmptyImage
+# batch of identical frames is stored by the WebP encoder as a single frame, so the frames differ.)
 ANIMATION_SPEC: dict[str, Any] = {
     "_bridge": {
         "tool": "flat_animation",
-        "description": "A short animated WebP of flat frames (model-free).",
+        "description": "A short animated WebP of four flat frames (model-free).",
         "inputs": {
-            "frames": {
-                "kind": "int",
-                "node": "1",
-                "input": "batch_size",
-                "min": 2,
-                "max": 8,
-                "description": "Frames.",
-            },
-            "color": {
-                "kind": "int",
-                "node": "1",
-                "input": "color",
-                "description": "Frame colour (0xRRGGBB).",
-            },
+            "color": {"kind": "int", "node": "1", "input": "color", "description": "First frame's colour."},
+            "fps": {"kind": "float", "node": "9", "input": "fps", "description": "Frames per second."},
         },
     },
-    "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 4, "color": 255}},
-    "2": {
+    **{
+        str(n): {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": c},
+        }
+        for n, c in ((1, 0xFF0000), (2, 0x00FF00), (3, 0x0000FF), (4, 0xFFFF00))
+    },
+    "5": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+    "6": {"class_type": "ImageBatch", "inputs": {"image1": ["3", 0], "image2": ["4", 0]}},
+    "7": {"class_type": "ImageBatch", "inputs": {"image1": ["5", 0], "image2": ["6", 0]}},
+    "9": {
         "class_type": "SaveAnimatedWEBP",
         "inputs": {
-            "images": ["1", 0],
+            "images": ["7", 0],
             "filename_prefix": "anim",
             "fps": 6.0,
             "lossless": False,
@@ -291,7 +289,7 @@ async def test_an_animated_webp_comes_back_with_a_poster_a_typed_link_and_every_
     target = comfy.output_dir / "clips" / f"anim-{random.randrange(10**9)}.webp"
     color = random.randrange(2**24)
     async with connect("streamable-2025", comfy.url) as client:
-        arguments = {"frames": 4, "color": color, "output_path": str(target)}
+        arguments = {"color": color, "fps": 4.0, "output_path": str(target)}
         result = await finished(client, await client.call_tool("flat_animation", arguments))
     assert not result.is_error, text(result)
     (link,) = [b for b in result.content if isinstance(b, ResourceLink)]
@@ -299,5 +297,7 @@ async def test_an_animated_webp_comes_back_with_a_poster_a_typed_link_and_every_
     (poster,) = [b for b in result.content if isinstance(b, ImageContent)]
     with Image.open(io.BytesIO(base64.b64decode(poster.data))) as im:
         assert getattr(im, "n_frames", 1) == 1 and im.size == (64, 48)  # a still poster frame
+    (produced,) = result.structured_content["images"]  # type: ignore[index]
+    assert (produced["kind"], produced["frames"], produced["fps"]) == ("animation", 4, 4.0)
     with Image.open(target) as im:
         assert im.format == "WEBP" and im.n_frames == 4 and im.size == (64, 48)
