@@ -33,6 +33,7 @@ from aiohttp import web
 from .security import RateLimitedLog
 
 log = logging.getLogger("comfyui_mcp_bridge")
+_GONE_LOG = RateLimitedLog()  # one line a minute however many clients vanish
 _STALL_LOG = RateLimitedLog()
 
 Scope = MutableMapping[str, Any]
@@ -266,8 +267,20 @@ class AsgiExchange:
         except BodyTooLarge:
             if not self._started:
                 await self._simple(413, b"Request body too large")
-        except Exception:
-            log.exception("MCP transport failed while serving %s %s", self.request.method, self.request.path)
+        except Exception as exc:
+            if self.disconnected:  # the app tripped over the vanished client: not a failure of ours
+                _GONE_LOG.log(
+                    logging.INFO,
+                    "client-gone",
+                    "comfyui-mcp-bridge: MCP client left during %s %s (%s)",
+                    self.request.method,
+                    self.request.path,
+                    type(exc).__name__,
+                )
+            else:
+                log.exception(
+                    "MCP transport failed while serving %s %s", self.request.method, self.request.path
+                )
             if not self._started:
                 await self._simple(500, b"Internal server error")
         finally:

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import InputRequiredResult, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, GetPromptResult, InputRequiredResult, ToolAnnotations
 from pydantic import AnyUrl, BaseModel, Field
 
 from ..comfyui.backend import ComfyBackend
@@ -77,6 +78,17 @@ class BridgeMCPServer(MCPServer):
             return results
         mime = mime_for(urlsplit(str(uri)).path)
         return [dataclasses.replace(item, mime_type=mime) for item in results]
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """An unknown name is the caller's error (-32602, naming the prompts there are), not a crash:
+        the SDK would answer "Internal server error" and log a traceback for each such request."""
+        known = sorted(prompt.name for prompt in await self.list_prompts())
+        if name not in known:
+            there = f"the prompts are: {', '.join(known)}" if known else "this server has no prompts"
+            raise MCPError(INVALID_PARAMS, f"Unknown prompt {name[:100]!r}; {there}")
+        return await super().get_prompt(name, arguments, context)
 
 
 def create_mcp_server(

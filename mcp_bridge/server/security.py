@@ -546,7 +546,7 @@ def build_policy(
 
 
 class RateLimitedLog:
-    """Log one warning per key per interval; the rest go to DEBUG (rejections can be numerous)."""
+    """Log one line per key per interval; the rest go to DEBUG (rejections, disconnects can be numerous)."""
 
     def __init__(self, interval_s: float = 60.0) -> None:
         self._interval = interval_s
@@ -554,9 +554,13 @@ class RateLimitedLog:
 
     def warning(self, key: str, msg: str, *args: object) -> None:
         """Log ``msg`` at WARNING unless ``key`` was logged within the interval."""
+        self.log(logging.WARNING, key, msg, *args)
+
+    def log(self, level: int, key: str, msg: str, *args: object) -> None:
+        """Log ``msg`` at ``level`` unless ``key`` was logged within the interval (then at DEBUG)."""
         now = time.monotonic()
         if now - self._last.get(key, -self._interval) >= self._interval:
             self._last[key] = now
-            log.warning(msg, *args)
+            log.log(level, msg, *args)
         else:
             log.debug(msg, *args)

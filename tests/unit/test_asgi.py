@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -292,3 +293,42 @@ async def test_receive_reports_disconnect_once_the_app_has_answered() -> None:
                 assert await resp.read() == b"ok"
         await wait_for(lambda: bool(messages))
     assert messages[0]["type"] == "http.disconnect"
+
+
+async def test_an_app_tripping_over_a_vanished_client_logs_one_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_bridge.server import asgi
+    from mcp_bridge.server.security import RateLimitedLog
+
+    monkeypatch.setattr(asgi, "_GONE_LOG", RateLimitedLog())
+    failed = 0
+    all_failed = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal failed
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"hello", "more_body": True})
+        assert (await receive())["type"] == "http.request"
+        await receive()  # the client left
+        failed += 1
+        if failed == 5:
+            all_failed.set()
+        raise RuntimeError("stream closed")  # as SDK code does when its peer is gone
+
+    caplog.set_level(logging.DEBUG, logger="comfyui_mcp_bridge")
+    async with serve(app, poll_interval=0.02) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            await writer.drain()
+            await reader.readuntil(b"hello")
+            writer.close()
+        with anyio.fail_after(10):
+            await all_failed.wait()
+        await wait_for(lambda: sum("client left" in r.getMessage() for r in caplog.records) == 5)
+    gone = [r for r in caplog.records if "client left" in r.getMessage()]
+    assert [r.levelno for r in gone] == [logging.INFO] + [logging.DEBUG] * 4
+    assert not any(r.exc_info for r in caplog.records)
