@@ -64,3 +64,9 @@ def test_only_the_adapter_imports_comfyui() -> None:
         if pattern.search(p.read_text())
     )
     assert importers == ["comfyui/adapter.py"]
+
+
+def test_test_modules_have_unique_names() -> None:
+    # tests/ folders are not packages: two modules of one name stop pytest's collection.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py") if "node_modules" not in p.parts]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
