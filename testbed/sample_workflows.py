@@ -57,6 +57,29 @@ def txt2img(seed: int, size: int = 64, loras: list[tuple[str, float]] | None = N
     return prompt
 
 
+def with_controlnet(prompt: dict[str, Any], model_name: str, image_name: str, strength: float = 1.0) -> None:
+    """Put a ControlNet (LoadImage as the control map) between ``txt2img``'s prompts and its sampler."""
+    prompt.update(
+        {
+            "cn_image": {"class_type": "LoadImage", "inputs": {"image": image_name}},
+            "cn_model": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": model_name}},
+            "cn": {
+                "class_type": "ControlNetApplyAdvanced",
+                "inputs": {
+                    "positive": ["pos", 0],
+                    "negative": ["neg", 0],
+                    "control_net": ["cn_model", 0],
+                    "image": ["cn_image", 0],
+                    "strength": strength,
+                    "start_percent": 0.0,
+                    "end_percent": 1.0,
+                },
+            },
+        }
+    )
+    prompt["sample"]["inputs"] |= {"positive": ["cn", 0], "negative": ["cn", 1]}
+
+
 def upscale(image_name: str, prefix: str = "tb-up") -> dict[str, Any]:
     """LoadImage -> the tiny x4 ESRGAN -> SaveImage."""
     return {

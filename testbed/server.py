@@ -50,6 +50,7 @@ def _write_model_paths(path: Path) -> None:
         "checkpoints": "checkpoints",
         "loras": "loras",
         "upscale_models": "upscale_models",
+        "controlnet": "controlnet",
     }
     path.write_text(json.dumps({"tiny_models": section}, indent=2))
 

@@ -1,12 +1,15 @@
 """Tiny random-weight models for the test bed, made by the project (needs only torch and safetensors).
 
-Four files, deterministic (fixed seeds, byte-identical across runs and processes) and cached:
+Six files, deterministic (fixed seeds, byte-identical across runs and processes) and cached:
 
 - ``checkpoints/tiny-sd15.safetensors``: SD1.5-format checkpoint with a one-level UNet (13.6 M params),
   the full CLIP-L text encoder ComfyUI always builds, and a TAESD VAE;
 - ``loras/tiny-lora-a.safetensors`` and ``loras/tiny-lora-b.safetensors``: rank-4 kohya-style LoRAs
   whose every key patches that UNet or CLIP;
-- ``upscale_models/tiny-esrgan-x4.safetensors``: a small x4 RRDBNet (ESRGAN) upscaler.
+- ``upscale_models/tiny-esrgan-x4.safetensors``: a small x4 RRDBNet (ESRGAN) upscaler;
+- ``controlnet/tiny-controlnet-a.safetensors`` and ``controlnet/tiny-controlnet-b.safetensors``: LDM-format
+  ControlNets mirroring that UNet's input side (ComfyUI derives their architecture from it), with the
+  hint encoder, one zero conv per input block and the middle block every ControlNet has.
 
 Weights use fan-in scaling (std 1/sqrt(fan_in)), norm weights 1 and biases 0; image heads (TAESD
 decoder, ESRGAN) get a damped last conv and a +0.5 bias, the TAESD encoder head SD-like latent magnitudes,
@@ -40,16 +43,27 @@ CHECKPOINT_NAME = "tiny-sd15.safetensors"
 LORA_A_NAME = "tiny-lora-a.safetensors"
 LORA_B_NAME = "tiny-lora-b.safetensors"
 UPSCALER_NAME = "tiny-esrgan-x4.safetensors"
+CONTROLNET_A_NAME = "tiny-controlnet-a.safetensors"
+CONTROLNET_B_NAME = "tiny-controlnet-b.safetensors"
 
 MODEL_FILES: dict[str, tuple[str, str]] = {
     "checkpoint": ("checkpoints", CHECKPOINT_NAME),
     "lora_a": ("loras", LORA_A_NAME),
     "lora_b": ("loras", LORA_B_NAME),
     "upscaler": ("upscale_models", UPSCALER_NAME),
+    "controlnet_a": ("controlnet", CONTROLNET_A_NAME),
+    "controlnet_b": ("controlnet", CONTROLNET_B_NAME),
 }
 """Role -> (ComfyUI model folder, file name); ``generate_all`` returns paths under the same roles."""
 
-SEEDS: dict[str, int] = {"checkpoint": 1505, "lora_a": 4001, "lora_b": 4002, "upscaler": 4004}
+SEEDS: dict[str, int] = {
+    "checkpoint": 1505,
+    "lora_a": 4001,
+    "lora_b": 4002,
+    "upscaler": 4004,
+    "controlnet_a": 4005,
+    "controlnet_b": 4006,
+}
 METADATA_KEY = "tiny_models"
 """The single safetensors metadata key (several keys would be written in random order)."""
 
@@ -83,6 +97,11 @@ _UPSCALER_HEAD_GAIN = 0.5  # ESRGAN: edges and gradients show, uniform noise inp
 _IMAGE_HEAD_BIAS = 0.5
 _UNET_OUT_GAIN = 0.5
 _LORA_UP_GAIN = 0.5
+_ZERO_CONV_GAIN = 0.5  # ControlNet residuals: trained ones are far from zero; these visibly steer the UNet
+# ComfyUI's ControlNet hint encoder: output widths of its 3x3 convs 0, 2, ... 12 (SiLU between; three
+# of them stride 2), then conv 14 to the model width.
+_HINT_CHANNELS = 3
+_HINT_WIDTHS = (16, 16, 32, 32, 96, 96, 256)
 
 
 @dataclass(frozen=True)
@@ -159,12 +178,8 @@ def _unet_transformer(spec: Spec, name: str, channels: int) -> None:
     _conv(spec, f"{name}.proj_out", channels, channels, 1)
 
 
-def unet_spec() -> Spec:
-    """The smallest UNet ComfyUI detects as SD15: one level, one res-block, one depth-1 transformer.
-
-    Detected as channel_mult [1], no middle block, no output transformers; context_dim is read from
-    the input-block transformer, so that one is required.
-    """
+def _unet_input_side() -> Spec:
+    """Time embedding and input blocks (a ControlNet copies exactly these from its UNet)."""
     ch = _MODEL_CHANNELS
     spec: Spec = {}
     _linear(spec, "time_embed.0", ch, _TIME_EMBED)
@@ -172,6 +187,17 @@ def unet_spec() -> Spec:
     _conv(spec, "input_blocks.0.0", _LATENT_CHANNELS, ch)
     _unet_resblock(spec, "input_blocks.1.0", ch, ch)
     _unet_transformer(spec, _UNET_ATTENTION.rstrip("."), ch)
+    return spec
+
+
+def unet_spec() -> Spec:
+    """The smallest UNet ComfyUI detects as SD15: one level, one res-block, one depth-1 transformer.
+
+    Detected as channel_mult [1], no middle block, no output transformers; context_dim is read from
+    the input-block transformer, so that one is required.
+    """
+    ch = _MODEL_CHANNELS
+    spec = _unet_input_side()
     for i in (0, 1):  # num_res_blocks + 1 output blocks, each taking a skip of width ch
         _unet_resblock(spec, f"output_blocks.{i}.0", 2 * ch, ch)
     _norm(spec, "out.0", ch)
@@ -283,11 +309,30 @@ def upscaler_spec() -> Spec:
     return spec
 
 
+def controlnet_spec() -> Spec:
+    """An SD1.5 ControlNet in the LDM layout (no prefix) for the tiny UNet: its time embedding and
+    input blocks, the hint encoder, a zero conv per input block, and a middle res-block with its zero
+    conv (ComfyUI's ControlNet always has one; the UNet has none, the middle residual is still added)."""
+    ch = _MODEL_CHANNELS
+    spec = _unet_input_side()
+    n_in = _HINT_CHANNELS
+    for i, n_out in enumerate((*_HINT_WIDTHS, ch)):
+        _conv(spec, f"input_hint_block.{2 * i}", n_in, n_out)
+        n_in = n_out
+    for i in (0, 1):  # one per input block
+        _conv(spec, f"zero_convs.{i}.0", ch, ch, 1, gain=_ZERO_CONV_GAIN)
+    _unet_resblock(spec, "middle_block.0", ch, ch)
+    _conv(spec, "middle_block_out.0", ch, ch, 1, gain=_ZERO_CONV_GAIN)
+    return spec
+
+
 _SPECS: dict[str, Callable[[], Spec]] = {
     "checkpoint": checkpoint_spec,
     "lora_a": lora_spec,
     "lora_b": lora_spec,
     "upscaler": upscaler_spec,
+    "controlnet_a": controlnet_spec,
+    "controlnet_b": controlnet_spec,
 }
 
 
@@ -375,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m testbed.tiny_models", description="Make the tiny models."
     )
-    parser.add_argument("dest", type=Path, help="models folder (gets checkpoints/, loras/, upscale_models/)")
+    parser.add_argument("dest", type=Path, help="a ComfyUI-style models folder")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
     args = parser.parse_args(argv)
     start = time.perf_counter()

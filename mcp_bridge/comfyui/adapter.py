@@ -77,7 +77,7 @@ def queue_length() -> int:
 
 # --- Folders, models, samplers ---------------------------------------------------------------------
 
-MODEL_KINDS = ("checkpoints", "loras", "upscale_models")
+MODEL_KINDS = ("checkpoints", "loras", "upscale_models", "controlnet")
 
 
 def output_directory() -> str:
@@ -108,7 +108,7 @@ def protected_directories() -> list[str]:
 
 
 def model_files(kind: str) -> list[str]:
-    """Installed model files of one kind (``checkpoints``, ``loras``, ``upscale_models``), sorted,
+    """Installed model files of one kind (``checkpoints``, ``loras``, ``controlnet``, ...), sorted,
     relative to their model folder (subfolders included, ``/``-separated)."""
     import folder_paths
 

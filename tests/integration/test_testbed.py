@@ -7,15 +7,30 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from testbed import comfy_api
-from testbed.sample_workflows import txt2img, upscale
-from testbed.server import EXTENSION_DIR_NAME, ComfyServer
-from testbed.tiny_models import LORA_A_NAME, LORA_B_NAME
+from testbed.sample_workflows import txt2img, upscale, with_controlnet
+from testbed.server import EXTENSION_DIR_NAME, MODELS, VENV_PYTHON, ComfyServer, comfyui_dir
+from testbed.tiny_models import CONTROLNET_A_NAME, CONTROLNET_B_NAME, LORA_A_NAME, LORA_B_NAME
+
+# Loads a ControlNet file with ComfyUI's own loader, logging at DEBUG (unexpected keys are DEBUG lines).
+_LOAD_CONTROLNET = """
+import logging, sys
+paths, sys.argv = sys.argv[1:], [sys.argv[0], "--cpu"]
+sys.path.insert(0, ".")
+logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(message)s")
+import comfy.options
+comfy.options.enable_args_parsing()
+import comfy.controlnet, comfy.utils
+for path in paths:
+    net = comfy.controlnet.load_controlnet(path)
+    print("loaded", type(net.control_model).__name__)
+"""
 
 
 def run(server: ComfyServer, prompt: dict[str, Any]) -> list[Path]:
@@ -66,3 +81,34 @@ def test_upscale_model_makes_a_4x_png(comfy: ComfyServer) -> None:
     (png,) = run(comfy, upscale(name))
     with Image.open(png) as img:
         assert img.size == (128, 96)
+
+
+def test_the_tiny_controlnets_load_with_no_missing_or_unexpected_keys(comfy: ComfyServer) -> None:
+    files = [str(MODELS / "controlnet" / name) for name in (CONTROLNET_A_NAME, CONTROLNET_B_NAME)]
+    run = subprocess.run(
+        [str(VENV_PYTHON), "-c", _LOAD_CONTROLNET, *files],
+        cwd=comfyui_dir(comfy.version),
+        env=comfy.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("loaded ControlNet") == 2
+    assert "controlnet keys" not in run.stderr, run.stderr[-2000:]  # "missing/unexpected controlnet keys"
+
+
+def test_a_controlnet_changes_the_image_and_strength_0_does_not(comfy: ComfyServer) -> None:
+    seed = random.randrange(2**32)
+    name = f"tb-cn-{random.randrange(10**9)}.png"
+    Image.linear_gradient("L").convert("RGB").resize((64, 64)).save(comfy.input_dir / name)
+    (plain,) = run(comfy, txt2img(seed))
+    steered, zero = txt2img(seed), txt2img(seed)
+    with_controlnet(steered, CONTROLNET_A_NAME, name)
+    with_controlnet(zero, CONTROLNET_A_NAME, name, strength=0.0)
+    (with_cn,) = run(comfy, steered)
+    (with_zero,) = run(comfy, zero)
+    with Image.open(plain) as a, Image.open(with_cn) as b, Image.open(with_zero) as c:
+        assert a.tobytes() != b.tobytes(), "the ControlNet had no effect"
+        assert a.tobytes() == c.tobytes(), "strength 0 changed the image"
+    assert "controlnet keys" not in comfy.log_text()

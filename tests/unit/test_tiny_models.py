@@ -43,9 +43,20 @@ def _shape(path: Path, key: str) -> tuple[int, ...]:
     return _shapes(path)[key]
 
 
-def test_generate_all_writes_the_four_files_into_comfyui_model_folders(models: dict[str, Path]) -> None:
+def test_generate_all_writes_the_six_files_into_comfyui_model_folders(models: dict[str, Path]) -> None:
     dest = models["checkpoint"].parents[1]
-    assert set(models) == set(tm.MODEL_FILES) == {"checkpoint", "lora_a", "lora_b", "upscaler"}
+    assert (
+        set(models)
+        == set(tm.MODEL_FILES)
+        == {
+            "checkpoint",
+            "lora_a",
+            "lora_b",
+            "upscaler",
+            "controlnet_a",
+            "controlnet_b",
+        }
+    )
     for role, (folder, name) in tm.MODEL_FILES.items():
         assert models[role] == dest / folder / name
         assert models[role].stat().st_mode & 0o777 == 0o644
@@ -59,7 +70,7 @@ def test_output_is_byte_identical_in_another_process(models: dict[str, Path], tm
         [sys.executable, "-m", "testbed.tiny_models", str(other)], cwd=REPO, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.count("wrote ") == 4
+    assert run.stdout.count("wrote ") == 6
     for role, (folder, name) in tm.MODEL_FILES.items():
         assert filecmp.cmp(models[role], other / folder / name, shallow=False), role
 
@@ -69,7 +80,7 @@ def test_each_file_carries_a_single_metadata_key_with_its_stamp(models: dict[str
         with safe_open(str(path), framework="pt") as f:
             assert f.metadata() == {tm.METADATA_KEY: tm.stamp(role)}
         assert tm.read_stamp(path) == tm.stamp(role)
-    assert len({tm.stamp(role) for role in models}) == 4
+    assert len({tm.stamp(role) for role in models}) == 6
 
 
 def test_a_second_call_leaves_up_to_date_files_untouched(models: dict[str, Path]) -> None:
@@ -98,7 +109,7 @@ def test_the_cli_reports_cached_files_for_an_up_to_date_folder(
 ) -> None:
     assert tm.main([str(models["checkpoint"].parents[1])]) == 0
     out = capsys.readouterr().out
-    assert out.count("cached ") == 4
+    assert out.count("cached ") == 6
     assert "ready in" in out
 
 
@@ -169,3 +180,21 @@ def test_the_upscaler_is_an_x4_rrdbnet_in_the_real_esrgan_layout(models: dict[st
     assert _shape(path, "conv_first.weight") == (8, 3, 3, 3)
     assert _shape(path, "body.0.rdb3.conv5.weight") == (8, 8 + 4 * 32, 3, 3)
     assert sum(p.numel() for p in tm.materialize(tm.upscaler_spec(), 0).values()) == 226_099
+
+
+def test_the_controlnets_mirror_the_unet_input_side_with_hint_encoder_and_zero_convs(
+    models: dict[str, Path],
+) -> None:
+    unet = {k.removeprefix("model.diffusion_model."): v for k, v in _shapes(models["checkpoint"]).items()}
+    for role in ("controlnet_a", "controlnet_b"):
+        shapes = _shapes(models[role])
+        assert "zero_convs.0.0.weight" in shapes  # what ComfyUI recognises an LDM ControlNet by
+        mirrored = {k for k in shapes if k.startswith(("time_embed.", "input_blocks."))}
+        assert mirrored == {k for k in unet if k.startswith(("time_embed.", "input_blocks."))}
+        assert all(shapes[k] == unet[k] for k in mirrored)
+        assert shapes["input_hint_block.0.weight"] == (16, 3, 3, 3)  # hint_channels 3: an RGB map
+        assert shapes["input_hint_block.14.weight"] == (320, 256, 3, 3)
+        assert {k.split(".")[1] for k in shapes if k.startswith("zero_convs.")} == {"0", "1"}
+        assert shapes["middle_block_out.0.weight"] == (320, 320, 1, 1)
+    key = "zero_convs.0.0.weight"
+    assert not torch.equal(_tensor(models["controlnet_a"], key), _tensor(models["controlnet_b"], key))
