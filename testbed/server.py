@@ -29,6 +29,7 @@ MODELS = CACHE / "models"
 VERSIONS = ("0.3.75", "0.3.52")
 LATEST = VERSIONS[0]
 EXTENSION_DIR_NAME = "comfyui-mcp-bridge"
+TEST_NODES = Path(__file__).resolve().parent / "custom_nodes"  # test-only nodes, linked on request
 
 
 def comfyui_dir(version: str) -> Path:
@@ -77,12 +78,14 @@ class ComfyServer:
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         base_dir: Path | None = None,
+        test_nodes: Sequence[str] = (),
     ) -> None:
         self.version = version
         self.port = port or free_port()
         self.listen = listen
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})
+        self.test_nodes = list(test_nodes)  # folders of testbed/custom_nodes to link into custom_nodes
         self._own_tmp = base_dir is None
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix=f"comfy-{version}-"))
         self.log_path = self.base_dir / "comfyui.log"
@@ -146,6 +149,10 @@ class ComfyServer:
         link = self.base_dir / "custom_nodes" / EXTENSION_DIR_NAME
         if not link.exists():
             link.symlink_to(REPO, target_is_directory=True)
+        for name in self.test_nodes:
+            node_link = self.base_dir / "custom_nodes" / name
+            if not node_link.exists():
+                node_link.symlink_to(TEST_NODES / name, target_is_directory=True)
         _write_model_paths(self.base_dir / "extra_model_paths.yaml")
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self._log_file = log

@@ -107,6 +107,26 @@ ANIMATION_SPEC: dict[str, Any] = {
 }
 
 
+FOUR_FRAMES = {k: v for k, v in ANIMATION_SPEC.items() if k in ("1", "2", "3", "4", "5", "6", "7")}  # "7"
+
+# The same four frames as an MP4 through ComfyUI's CreateVideo and SaveVideo.
+VIDEO_SPEC: dict[str, Any] = {
+    "_bridge": {
+        "tool": "flat_video",
+        "description": "A short MP4 of four flat frames (model-free).",
+        "inputs": {
+            "color": {"kind": "int", "node": "1", "input": "color", "description": "First frame's colour."},
+        },
+    },
+    **FOUR_FRAMES,
+    "8": {"class_type": "CreateVideo", "inputs": {"images": ["7", 0], "fps": 8.0}},
+    "9": {
+        "class_type": "SaveVideo",
+        "inputs": {"video": ["8", 0], "filename_prefix": "clip", "format": "mp4", "codec": "h264"},
+    },
+}
+
+
 def _mount_tmpfs(where: Path, *options: str) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
@@ -142,6 +162,7 @@ def server(
     tools.mkdir()
     (tools / "tiny_square.json").write_text(json.dumps(SQUARE_SPEC))
     (tools / "flat_animation.json").write_text(json.dumps(ANIMATION_SPEC))
+    (tools / "flat_video.json").write_text(json.dumps(VIDEO_SPEC))
     with small_filesystems(base) as mounts:
         roots = [str(p) for p in mounts.values() if p is not None]
         env = {
@@ -150,7 +171,7 @@ def server(
             "COMFYUI_MCP_TOOL_FOLDERS": str(tools),
             "COMFYUI_MCP_OUTPUT_ROOTS": ",".join(roots),
         }
-        comfy = ComfyServer(request.param, env=env)
+        comfy = ComfyServer(request.param, env=env, test_nodes=["fake_video_combine"])
         comfy.start()
         try:
             yield {"comfy": comfy, **mounts}
@@ -178,6 +199,19 @@ async def finished(client: Any, result: CallToolResult) -> CallToolResult:
         job_id = result.structured_content["job_id"]
         result = await client.call_tool("wait_job", {"job_id": job_id, "timeout_s": 60})
     return result
+
+
+def linked(result: CallToolResult) -> ResourceLink:
+    (link,) = [b for b in result.content if isinstance(b, ResourceLink)]
+    return link
+
+
+def still_poster_size(result: CallToolResult) -> tuple[int, int]:
+    """The size of the result's one preview, checked to be a still WebP (a poster frame)."""
+    (poster,) = [b for b in result.content if isinstance(b, ImageContent)]
+    with Image.open(io.BytesIO(base64.b64decode(poster.data))) as im:
+        assert im.format == "WEBP" and getattr(im, "n_frames", 1) == 1
+        return im.size
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> None:
@@ -292,12 +326,57 @@ async def test_an_animated_webp_comes_back_with_a_poster_a_typed_link_and_every_
         arguments = {"color": color, "fps": 4.0, "output_path": str(target)}
         result = await finished(client, await client.call_tool("flat_animation", arguments))
     assert not result.is_error, text(result)
-    (link,) = [b for b in result.content if isinstance(b, ResourceLink)]
+    link = linked(result)
     assert link.mime_type == "image/webp" and str(link.uri).endswith(".webp")
-    (poster,) = [b for b in result.content if isinstance(b, ImageContent)]
-    with Image.open(io.BytesIO(base64.b64decode(poster.data))) as im:
-        assert getattr(im, "n_frames", 1) == 1 and im.size == (64, 48)  # a still poster frame
+    assert still_poster_size(result) == (64, 48)
     (produced,) = result.structured_content["images"]  # type: ignore[index]
     assert (produced["kind"], produced["frames"], produced["fps"]) == ("animation", 4, 4.0)
     with Image.open(target) as im:
         assert im.format == "WEBP" and im.n_frames == 4 and im.size == (64, 48)
+
+
+async def test_an_mp4_output_path_is_comfyuis_file_byte_for_byte_and_a_gif_is_converted_frame_for_frame(
+    server: dict[str, Any],
+) -> None:
+    comfy: ComfyServer = server["comfy"]
+    folder = comfy.output_dir / "clips"
+    mp4, gif = folder / f"clip-{random.randrange(10**9)}.mp4", folder / f"clip-{random.randrange(10**9)}.gif"
+    async with connect("streamable-2025", comfy.url) as client:
+        produced = []
+        for target in (mp4, gif):
+            arguments = {"color": random.randrange(2**24), "output_path": str(target)}
+            result = await finished(client, await client.call_tool("flat_video", arguments))
+            assert not result.is_error, text(result)
+            (entry,) = result.structured_content["images"]  # type: ignore[index]
+            assert (entry["kind"], entry["mime_type"], entry["frames"]) == ("video", "video/mp4", 4)
+            produced.append(comfy.output_dir / entry["subfolder"] / entry["filename"])
+    assert mp4.read_bytes() == produced[0].read_bytes()  # written as produced, not re-encoded
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 4 and im.size == (64, 48)
+
+
+async def test_a_custom_node_reporting_gifs_like_video_combine_gives_a_video_artifact(
+    server: dict[str, Any],
+) -> None:
+    comfy: ComfyServer = server["comfy"]
+    workflow = {
+        **FOUR_FRAMES,
+        "9": {
+            "class_type": "FakeVideoCombine",
+            "inputs": {
+                "images": ["7", 0],
+                "frame_rate": 8.0,
+                "filename_prefix": f"combine{random.randrange(10**9)}",
+            },
+        },
+    }
+    workflow["1"] = {**workflow["1"], "inputs": {**workflow["1"]["inputs"], "color": random.randrange(2**24)}}
+    async with connect("streamable-2025", comfy.url) as client:
+        result = await finished(client, await client.call_tool("debug_run_workflow", {"workflow": workflow}))
+    assert not result.is_error, text(result)
+    (entry,) = result.structured_content["images"]  # type: ignore[index]
+    assert (entry["kind"], entry["mime_type"]) == ("video", "video/mp4")
+    assert (entry["width"], entry["height"], entry["frames"], entry["fps"]) == (64, 48, 4, 8.0)
+    link = linked(result)
+    assert link.mime_type == "video/mp4" and str(link.uri) == entry["uri"]
+    assert still_poster_size(result) == (64, 48)
