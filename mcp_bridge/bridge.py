@@ -17,6 +17,7 @@ from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
 from .media.housekeeping import tidy
 from .server import mcp_server, panel, transport
+from .server.apps import view_tool_names
 from .services import Services
 from .tools import catalog as tools_catalog
 from .tools import debug as tools_debug
@@ -129,7 +130,10 @@ def install_mcp(server: Any, services: Services) -> transport.McpTransport:
 
 def build_mcp(services: Services) -> MCPServer:
     """The MCP server of the bridge: every tool, and the output resources."""
-    mcp = mcp_server.create_mcp_server(services.settings, build_tools(services), services.comfy)
+    outputs = [(name, spec.output_kinds) for name, spec in services.specs.specs.items()]
+    mcp = mcp_server.create_mcp_server(
+        services.settings, build_tools(services), services.comfy, view_tools=view_tool_names(outputs)
+    )
     tools_catalog.register_resources(mcp, services)
     return mcp
 

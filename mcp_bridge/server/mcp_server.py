@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
@@ -30,6 +30,7 @@ from ..media.artifacts import mime_for
 from ..media.inputs import RESOURCE_PREFIX
 from ..tools.toolset import Toolset
 from ..version import __version__
+from .apps import bind_result_view
 
 SERVER_NAME = "comfyui-mcp-bridge"
 
@@ -92,21 +93,28 @@ class BridgeMCPServer(MCPServer):
 
 
 def create_mcp_server(
-    settings: Settings | None = None, toolset: Toolset | None = None, comfy: ComfyBackend | None = None
+    settings: Settings | None = None,
+    toolset: Toolset | None = None,
+    comfy: ComfyBackend | None = None,
+    view_tools: Collection[str] = (),
 ) -> MCPServer:
     """Build the bridge's MCP server: its own tools first, then those of ``toolset``.
 
-    ``comfy`` answers get_server_info (without one, as outside ComfyUI: no version, no queue).
+    ``comfy`` answers get_server_info (without one, as outside ComfyUI: no version, no queue). The tools
+    named in ``view_tools`` carry the result view (MCP Apps, :mod:`.apps`).
     """
     settings = settings or Settings()
     own = server_tools(settings, comfy)
+    tools = [*own.tools, *(toolset.tools if toolset else [])]
+    view = bind_result_view(tools, view_tools)
     return BridgeMCPServer(
         name=SERVER_NAME,
         title="ComfyUI",
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://github.com/comfyui-mcp-bridge/comfyui-mcp-bridge",
-        tools=[*own.tools, *(toolset.tools if toolset else [])],
+        tools=tools,
+        extensions=[view] if view else None,
     )
 
 
