@@ -15,9 +15,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model,
 
 from ..comfyui.backend import NodeInput
 from .params import (
+    MAX_CONTROLNETS,
     MAX_SEED,
     NAME_MAX_CHARS,
     PATH_MAX_CHARS,
+    ControlNetParam,
     Defaults,
     Limits,
     LoraParam,
@@ -71,9 +73,18 @@ class ToolArguments(BaseModel):
             values = [getattr(self, name) for name in check.inputs]
             if check.rule == "together" and len({v is None for v in values}) > 1:
                 raise ValueError(check.message or f"give {', '.join(check.inputs)} together, or none of them")
+            if check.rule == "any" and not any(values):
+                raise ValueError(check.message or f"give at least one of {', '.join(check.inputs)}")
             if check.rule == "pixels" and all(v is not None for v in values):
                 budget(type(self).limits, *values)
         return self
+
+
+def _control_images(value: list[ControlNetParam], cap: int) -> list[ControlNetParam]:
+    for position, item in enumerate(value, 1):
+        if len(item.image) > cap:
+            raise ValueError(f"controlnets[{position}].image is longer than {cap} characters")
+    return value
 
 
 def budget(limits: Limits, width: int, height: int, batch: int = 1) -> None:
@@ -120,6 +131,11 @@ def _field(
     if kind == "loras":
         field = Field(max_length=limits.max_loras, description=words)
         return Annotated[list[LoraParam], field, AfterValidator(unique_loras)], []
+    if kind == "controlnets":
+        field = Field(max_length=MAX_CONTROLNETS, description=words)
+        cap = limits.max_input_image_chars
+        check = AfterValidator(lambda v, cap=cap: _control_images(v, cap))
+        return Annotated[list[ControlNetParam], field, check], []
     if kind == "seed":
         return Annotated[int | None, Field(ge=0, le=MAX_SEED, description=words)], None
     if kind in ("image", "mask"):
@@ -214,6 +230,7 @@ def _describe(text: str, limits: Limits) -> str:
         max_steps=str(limits.max_steps),
         max_batch=str(limits.max_batch),
         max_loras=str(limits.max_loras),
+        max_controlnets=str(MAX_CONTROLNETS),
         max_prompt_bytes=str(limits.max_prompt_bytes),
         max_input_image_mib=str(limits.max_input_image_bytes // (1024 * 1024)),
     )

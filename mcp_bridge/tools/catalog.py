@@ -1,4 +1,5 @@
-"""Discovery tools (models, LoRAs, samplers, schedulers, upscale models) and the output resources.
+"""Discovery tools (models, LoRAs, ControlNets, samplers, schedulers, upscale models) and the output
+resources.
 
 All read ComfyUI in-process: no HTTP, no WebSocket.
 """
@@ -18,6 +19,7 @@ from ..media.paths import PathPolicy, PathRejected
 from ..media.results import view_url_of
 from ..services import Services
 from .toolset import Toolset
+from .workflows import available_preprocessors
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -27,6 +29,15 @@ class NameList(BaseModel):
 
     names: list[str] = Field(description="Sorted names; subfolders are part of the name (a/b.safetensors)")
     count: int
+
+
+class ControlNetList(NameList):
+    """ControlNet model names, and the preprocessors ComfyUI has nodes for."""
+
+    preprocessors: list[str] = Field(
+        description="none (the image already is a control map), canny (built in), and those of "
+        "installed node packs (depth, openpose, lineart with comfyui_controlnet_aux)"
+    )
 
 
 def _names(values: list[str]) -> NameList:
@@ -64,6 +75,15 @@ def register(tools: Toolset, services: Services) -> None:
     async def list_loras() -> NameList:
         """LoRAs installed in ComfyUI, for the `loras` argument ({name, strength_model, strength_clip})."""
         return _names(await asyncio.to_thread(comfy.model_files, "loras"))
+
+    @tools.tool(annotations=READ_ONLY)
+    async def list_controlnets() -> ControlNetList:
+        """ControlNet models installed in ComfyUI and the preprocessors it can run, for the
+        `controlnets` argument ({image, model, strength, start_percent, end_percent, preprocessor})."""
+        names = await asyncio.to_thread(comfy.model_files, "controlnet")
+        return ControlNetList(
+            names=names, count=len(names), preprocessors=available_preprocessors(comfy.node_class_names())
+        )
 
     @tools.tool(annotations=READ_ONLY)
     async def list_samplers() -> NameList:

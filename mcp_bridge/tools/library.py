@@ -18,7 +18,7 @@ from .workflows import TemplateError, default_folder, load_json, read_workflow_f
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
-BUILT_IN_TOOLS = ("generate_image", "img2img", "upscale_image")
+BUILT_IN_TOOLS = ("generate_image", "img2img", "inpaint", "outpaint", "upscale_image")
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_SEED = 2**64 - 1
 RANDOM_SEED_BOUND = 2**53  # random seeds stay exact in JavaScript clients
 NAME_MAX_CHARS = 512
+MAX_CONTROLNETS = 4  # ControlNets per call (each loads a model and stages a control image)
 PATH_MAX_CHARS = 1024
 
-NameKind = Literal["model", "lora", "sampler", "scheduler", "upscale_model", "controlnet"]
+NameKind = Literal["model", "lora", "sampler", "scheduler", "upscale_model", "controlnet", "preprocessor"]
 _KIND_LABELS: dict[str, tuple[str, str, str]] = {  # singular, plural, list tool
     "model": ("model", "models", "list_models"),
     "lora": ("LoRA", "LoRAs", "list_loras"),
     "sampler": ("sampler", "samplers", "list_samplers"),
     "scheduler": ("scheduler", "schedulers", "list_schedulers"),
     "upscale_model": ("upscale model", "upscale models", "list_upscale_models"),
-    "controlnet": ("ControlNet model", "ControlNet models", "list_models"),
+    "controlnet": ("ControlNet model", "ControlNet models", "list_controlnets"),
+    "preprocessor": ("ControlNet preprocessor", "ControlNet preprocessors", "list_controlnets"),
 }
 
 
@@ -133,6 +135,45 @@ class LoraParam(BaseModel):
     strength_clip: Annotated[
         float, Field(ge=-4.0, le=4.0, description="Effect on the text encoder, -4 to 4 (1 = as trained).")
     ] = 1.0
+
+
+class ControlNetParam(BaseModel):
+    """One ControlNet of a stack: a control image, the model, how strongly and when it steers."""
+
+    model_config = _STRICT
+
+    image: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Control image, in the forms input_image takes.",
+        ),
+    ]
+    model: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=NAME_MAX_CHARS,
+            description="ControlNet model, as list_controlnets shows it.",
+        ),
+    ]
+    strength: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    start_percent: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    end_percent: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    preprocessor: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="none (the image is the control map), canny, or another from list_controlnets.",
+        ),
+    ] = "none"
+
+    @model_validator(mode="after")
+    def _window(self) -> ControlNetParam:
+        if self.start_percent > self.end_percent:
+            raise ValueError("start_percent must not be after end_percent")
+        return self
 
 
 def unique_loras(value: list[LoraParam]) -> list[LoraParam]:

@@ -8,6 +8,7 @@ when the job ends (:mod:`..media.outputs`), whether or not anyone is still waiti
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from ..comfyui.backend import PromptRejected
 from ..engine.jobs import summarize
 from ..media.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
+from ..media.masks import make_mask
 from ..media.outputs import delivery, output_suffixes, plan_outputs
 from ..media.paths import PathRejected
 from ..services import Services
@@ -28,7 +30,7 @@ from .arguments import ToolArguments
 from .jobs import follow_job
 from .specs import InputSpec, ToolSpec
 from .toolset import Toolset
-from .workflows import SlotValueRejected, build_prompt
+from .workflows import ControlStep, SlotValueRejected, available_preprocessors, build_prompt
 
 GENERATES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -66,16 +68,24 @@ def add_spec_tool(toolset: Toolset, services: Services, spec: ToolSpec, model: t
 async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Context) -> CallToolResult:
     """Run one validated call of ``spec``: the common path of every generation tool."""
     limits = type(p).limits
-    chosen, loras = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
+    chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
     output_path, overwrite = p.destination
     suffixes = output_suffixes(spec.output_kinds)
     plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite, suffixes)
     staged: dict[str, StagedImage] = {}
+    control_images: list[StagedImage] = []  # staged ControlNet images, in stack order
     try:
         for item in spec.of_kind("image", "mask"):
             value = getattr(p, item.name)
             if value is not None:
                 staged[item.name] = await _stage(services, value, limits)
+        for item in spec.of_kind("mask"):
+            if item.source is not None and item.source in staged:
+                staged[item.name] = await _mask(services, item, staged[item.source], staged.get(item.name))
+        steps: list[ControlStep] = []
+        for control in controls:
+            control_images.append(await _stage(services, control.image, limits))
+            steps.append(dataclasses.replace(control, image=control_images[-1].name))
         _late_checks(spec, p, staged, limits)
         seeds = {i.name: params.resolve_seed(getattr(p, i.name)) for i in spec.of_kind("seed")}
         values: dict[str, Any] = {**p.slot_values()}
@@ -90,11 +100,19 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
                 values[item.slot] = staged[item.name].name
         job_id = str(uuid.uuid4())
         try:
-            prompt = build_prompt(spec.template, values, loras, filename_prefix=f"mcp/{job_id}")
+            prompt = build_prompt(
+                spec.template,
+                values,
+                loras,
+                filename_prefix=f"mcp/{job_id}",
+                controls=steps,
+                control_target=next((i.conditioning for i in spec.of_kind("controlnets")), None),
+            )
         except SlotValueRejected as exc:
             raise ToolError(str(exc)) from None
-        meta = _report(spec, p, chosen, seeds, loras, staged)
-        deliver = delivery(services, plan, [s.path for s in staged.values()])
+        meta = _report(spec, p, chosen, seeds, loras, staged, steps)
+        copies = [s.path for s in (*staged.values(), *control_images)]
+        deliver = delivery(services, plan, copies)
         try:
             job = await services.runner.submit(
                 spec.name, prompt, _summary(spec, p, seeds, staged), meta, job_id=job_id, deliver=deliver
@@ -102,14 +120,15 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
         except PromptRejected as exc:
             raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
     except BaseException:
-        await asyncio.to_thread(_remove, [s.path for s in staged.values()])  # refused: leave nothing behind
+        copies = [s.path for s in (*staged.values(), *control_images)]
+        await asyncio.to_thread(_remove, copies)  # refused: leave nothing behind
         raise
     return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
 
 
 def _resolve_names(
     services: Services, spec: ToolSpec, p: ToolArguments
-) -> tuple[dict[str, str], list[params.LoraParam]]:
+) -> tuple[dict[str, str], list[params.LoraParam], list[ControlStep]]:
     # Worker thread: every name the caller gave must be installed; omitted models get the default pick.
     comfy = services.comfy
     chosen: dict[str, str] = {}
@@ -128,9 +147,26 @@ def _resolve_names(
             for lora in getattr(p, item.name):
                 lora.name = params.check_name("lora", lora.name, installed)
                 loras.append(lora)
+        controls = [_control(services, c) for i in spec.of_kind("controlnets") for c in getattr(p, i.name)]
     except params.ParamRejected as exc:
         raise ToolError(str(exc)) from None
-    return chosen, loras
+    return chosen, loras, controls
+
+
+def _control(services: Services, control: params.ControlNetParam) -> ControlStep:
+    """One ControlNet with its model and preprocessor checked (its image is staged later, by value)."""
+    comfy = services.comfy
+    model = params.check_name("controlnet", control.model, comfy.model_files("controlnet"))
+    known = available_preprocessors(comfy.node_class_names())
+    preprocessor = params.check_name("preprocessor", control.preprocessor, known)
+    return ControlStep(
+        model=model,
+        image=control.image,
+        strength=control.strength,
+        start_percent=control.start_percent,
+        end_percent=control.end_percent,
+        preprocessor=None if preprocessor == "none" else preprocessor,
+    )
 
 
 def _pick_model(services: Services, item: InputSpec, wanted: str | None) -> str:
@@ -171,6 +207,21 @@ async def _stage(services: Services, value: str, limits: params.Limits) -> Stage
         raise ToolError(str(exc)) from None
 
 
+async def _mask(
+    services: Services, item: InputSpec, image: StagedImage, given: StagedImage | None
+) -> StagedImage:
+    """The repaint mask of ``image`` made from the staged ``given`` (removed then) or its alpha."""
+    try:
+        return await asyncio.to_thread(
+            make_mask, image, given, Path(services.comfy.input_directory()), item.name
+        )
+    except InputRejected as exc:
+        raise ToolError(str(exc)) from None
+    finally:
+        if given is not None:
+            await asyncio.to_thread(_remove, [given.path])
+
+
 def _late_checks(
     spec: ToolSpec, p: ToolArguments, staged: dict[str, StagedImage], limits: params.Limits
 ) -> None:
@@ -199,6 +250,7 @@ def _report(
     seeds: dict[str, int],
     loras: list[params.LoraParam],
     staged: dict[str, StagedImage],
+    controls: list[ControlStep],
 ) -> dict[str, Any]:
     """What a call reports about itself in its structured content: the values it ran with."""
     meta: dict[str, Any] = {}
@@ -210,6 +262,10 @@ def _report(
             meta[item.name] = [
                 {"name": x.name, "strength_model": x.strength_model, "strength_clip": x.strength_clip}
                 for x in loras
+            ]
+        elif item.kind == "controlnets":
+            meta[item.name] = [
+                {**dataclasses.asdict(step), "preprocessor": step.preprocessor or "none"} for step in controls
             ]
         elif item.name in chosen or item.name in seeds:
             meta[item.name] = chosen.get(item.name, seeds.get(item.name))

@@ -5,13 +5,18 @@ A spec is an API-format workflow file whose ``"_bridge"`` entry also declares th
     "_bridge": {
       "tool": "generate_image", "title": "...", "description": "...",
       "inputs": {
-        "<argument>": {"kind": "text|int|float|bool|seed|model|choice|sampler|scheduler|image|mask|loras",
+        "<argument>": {"kind": "text|int|float|bool|seed|model|choice|sampler|scheduler|image|mask|loras|
+                                 controlnets",
                        "node": "<id>", "input": "<name>",    # where the value goes (or "slot": "<slot>")
                        "required": false, "nullable": false, "default": ..., "default_from": "<field>",
                        "min": ..., "max": ..., "step": ..., "limit": "side|steps|batch|prompt",
-                       "folder": "checkpoints", "description": "..."}},
+                       "folder": "checkpoints", "description": "...",
+                       "conditioning": "<id>",   # controlnets: the node whose positive/negative they steer
+                       "source": "<argument>"}},  # mask: the image it masks (resized to it; its alpha
+                                                  # when the mask is omitted)
       "checks": [{"pixels": ["width", "height", "batch_size"], "source": "input_image"},
-                 {"together": ["width", "height"], "message": "..."}],
+                 {"together": ["width", "height"], "message": "..."},
+                 {"any": ["left", "right"], "message": "..."}],   # at least one given and not 0
       "outputs": ["9"], "slots": {...}, "bypass": {...}
     }
 
@@ -27,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from .workflows import Template, TemplateError, parse_template_data
+from .workflows import Template, TemplateError, conditioning_target, parse_template_data
 
 Kind = Literal[
     "text",
@@ -42,12 +47,14 @@ Kind = Literal[
     "image",
     "mask",
     "loras",
+    "controlnets",
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 LimitName = Literal["side", "steps", "batch", "prompt"]
 LIMITS: tuple[str, ...] = LimitName.__args__  # type: ignore[attr-defined]
 
-# The workflow slot type each kind fills (loras fill no slot: they are chained into the graph).
+# The workflow slot type each kind fills (loras and controlnets fill no slot: they are chained into the
+# graph).
 SLOT_TYPES: dict[str, str] = {
     "text": "string",
     "int": "int",
@@ -72,6 +79,7 @@ OUTPUT_KINDS: dict[str, str] = {
     "SaveWEBM": "video",
     "SaveVideo": "video",
 }
+CHAINED_KINDS = frozenset({"loras", "controlnets"})  # no slot: added to the graph by link
 RESERVED_ARGUMENTS = frozenset({"output_path", "overwrite"})  # every tool with outputs has them
 
 
@@ -97,12 +105,15 @@ class InputSpec:
     limit: str | None = None
     folder: str | None = None  # model folder of a "model" input
     description: str = ""
+    conditioning: str | None = None  # controlnets: the node whose positive/negative links they steer
+    source: str | None = None  # mask: the image input it masks
 
 
 @dataclass(frozen=True)
 class Check:
     """A rule over several arguments: ``pixels`` (width x height x batch within the budget, with the
-    size of ``source``'s image when width/height are omitted) or ``together`` (all or none given)."""
+    size of ``source``'s image when width/height are omitted), ``together`` (all or none given) or
+    ``any`` (at least one given and not zero/empty)."""
 
     rule: str
     inputs: tuple[str, ...]
@@ -146,7 +157,8 @@ def parse_spec(name: str, data: Mapping[str, Any]) -> ToolSpec:
     if not isinstance(meta.get("slots", {}), dict):
         raise SpecError("'slots' must be an object")
     for arg, raw in raw_inputs.items():
-        if isinstance(raw, dict) and "node" in raw:  # an input that names its node declares its slot
+        chained = isinstance(raw, dict) and raw.get("kind") in CHAINED_KINDS
+        if isinstance(raw, dict) and "node" in raw and not chained:  # naming its node declares its slot
             kind = raw.get("kind")
             if arg in slots:
                 raise SpecError(f"input {arg!r}: names a node and is also a slot")
@@ -179,7 +191,13 @@ def parse_spec(name: str, data: Mapping[str, Any]) -> ToolSpec:
         raise SpecError("two inputs fill the same slot")
     if any(i.kind == "loras" for i in inputs) and not template.supports_loras:
         raise SpecError("a 'loras' input needs exactly one CheckpointLoaderSimple in the workflow")
+    graph_kinds = [i.kind for i in inputs if i.kind in CHAINED_KINDS]
+    if len(graph_kinds) > len(set(graph_kinds)):
+        raise SpecError("a spec takes at most one 'loras' and one 'controlnets' input")
     names = {i.name for i in inputs}
+    for item in inputs:
+        if item.kind == "mask" and item.source is not None and item.source not in names:
+            raise SpecError(f"input {item.name!r}: 'source' names no input {item.source!r}")
     checks = tuple(_parse_check(raw, names) for raw in meta.get("checks", []))
     return ToolSpec(tool, title, description, template, inputs, checks)
 
@@ -196,7 +214,7 @@ def _parse_input(arg: str, raw: object, template: Template) -> InputSpec:
     if kind not in KINDS:
         raise SpecError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
     slot: str | None = None
-    if kind != "loras":
+    if kind not in CHAINED_KINDS:
         slot = raw.get("slot", arg)
         if slot not in template.slots:
             raise SpecError(f"{where}: no slot {slot!r} in the workflow (give node and input)")
@@ -218,6 +236,15 @@ def _parse_input(arg: str, raw: object, template: Template) -> InputSpec:
     default_from = raw.get("default_from")
     if default_from is not None and not isinstance(default_from, str):
         raise SpecError(f"{where}: 'default_from' must name a generation default")
+    conditioning = None
+    if kind == "controlnets":
+        try:
+            conditioning = conditioning_target(template, raw.get("conditioning"))
+        except TemplateError as exc:
+            raise SpecError(f"{where}: 'conditioning' must name the node they steer: {exc}") from None
+    source = raw.get("source")
+    if source is not None and (kind != "mask" or not isinstance(source, str)):
+        raise SpecError(f"{where}: only a mask input has a 'source' (the name of the image input it masks)")
     return InputSpec(
         name=arg,
         kind=kind,
@@ -233,6 +260,8 @@ def _parse_input(arg: str, raw: object, template: Template) -> InputSpec:
         limit=limit,
         folder=folder if kind == "model" else None,
         description=description,
+        conditioning=conditioning,
+        source=source,
     )
 
 
@@ -243,8 +272,10 @@ def _parse_check(raw: object, names: set[str]) -> Check:
             raise SpecError("check 'pixels' takes [width, height] or [width, height, batch]")
     elif isinstance(raw, dict) and isinstance(raw.get("together"), list):
         inputs, rule = tuple(raw["together"]), "together"
+    elif isinstance(raw, dict) and isinstance(raw.get("any"), list) and raw["any"]:
+        inputs, rule = tuple(raw["any"]), "any"
     else:
-        raise SpecError("a check is {'pixels': [...]} or {'together': [...]}")
+        raise SpecError("a check is {'pixels': [...]}, {'together': [...]} or {'any': [...]}")
     source = raw.get("source")
     unknown = [n for n in (*inputs, *([source] if source else [])) if n not in names]
     if unknown:

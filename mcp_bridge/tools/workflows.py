@@ -15,6 +15,9 @@ Pure Python (no ComfyUI import). A template is a ComfyUI API-format prompt (``{n
   (an absent value counts as ``null``); consumers of its output 0 are rewired to the link in ``through``.
 * LoRAs are chained after the template's single ``CheckpointLoaderSimple``: every consumer of its MODEL
   and CLIP outputs is rewired, by link, to the last ``LoraLoader``.
+* ControlNets are chained on the conditioning of one node (its ``positive`` and ``negative`` links,
+  e.g. the KSampler): LoadImage -> optional preprocessor -> ControlNetLoader -> ControlNetApplyAdvanced,
+  each apply taking the previous one's two outputs; the node then reads the last apply's.
 * The outputs are the nodes listed in ``"outputs"`` or, without that list, every node of a known saving
   class (:data:`SAVE_NODES`); each output node with a ``filename_prefix`` input gets the caller's prefix.
 
@@ -39,7 +42,7 @@ from typing import Any, Literal, Protocol
 log = logging.getLogger("comfyui_mcp_bridge")
 
 META_KEY = "_bridge"
-DEFAULT_TEMPLATES = ("txt2img", "img2img", "upscale")
+DEFAULT_TEMPLATES = ("txt2img", "img2img", "inpaint", "outpaint", "upscale")
 MAX_TEMPLATE_BYTES = 1_000_000
 
 SlotType = Literal["string", "int", "float", "bool"]
@@ -68,9 +71,28 @@ CORE_NODES: dict[str, tuple[int, frozenset[str]]] = {
     "UpscaleModelLoader": (1, frozenset({"model_name"})),
     "ImageUpscaleWithModel": (1, frozenset({"upscale_model", "image"})),
     "EmptyImage": (1, frozenset({"width", "height", "batch_size", "color"})),
+    "ControlNetLoader": (1, frozenset({"control_net_name"})),
+    "ControlNetApplyAdvanced": (
+        2,
+        frozenset("positive negative control_net image strength start_percent end_percent".split()),
+    ),
+    "Canny": (1, frozenset({"image", "low_threshold", "high_threshold"})),
+    "LoadImageMask": (1, frozenset({"image", "channel"})),
+    "GrowMask": (1, frozenset({"mask", "expand", "tapered_corners"})),
+    "SetLatentNoiseMask": (1, frozenset({"samples", "mask"})),
+    "ImageCompositeMasked": (1, frozenset({"destination", "source", "x", "y", "resize_source"})),
+    "ImagePadForOutpaint": (2, frozenset({"image", "left", "top", "right", "bottom", "feathering"})),
 }
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"
 LORA_LOADER = "LoraLoader"
+# ControlNet preprocessors by the name callers use: node class and its inputs besides ``image``.
+# Canny is core ComfyUI; the others exist only with comfyui_controlnet_aux (their inputs are optional).
+PREPROCESSORS: dict[str, tuple[str, dict[str, Scalar]]] = {
+    "canny": ("Canny", {"low_threshold": 0.4, "high_threshold": 0.8}),
+    "depth": ("MiDaS-DepthMapPreprocessor", {}),
+    "openpose": ("OpenposePreprocessor", {}),
+    "lineart": ("LineArtPreprocessor", {}),
+}
 SAVE_IMAGE = "SaveImage"
 # Core and common custom nodes that write files into ComfyUI's output folder.
 SAVE_NODES = frozenset(
@@ -101,6 +123,42 @@ class LoraLike(Protocol):
     def strength_model(self) -> float: ...
     @property
     def strength_clip(self) -> float: ...
+
+
+def available_preprocessors(node_classes: Collection[str]) -> list[str]:
+    """The preprocessor names ComfyUI can run now ("none" first: the image already is the map)."""
+    return ["none", *(name for name, (cls, _) in PREPROCESSORS.items() if cls in node_classes)]
+
+
+class ControlLike(Protocol):
+    """One ControlNet of a stack: its model, a control image already in ComfyUI's input folder, how
+    strongly and when it steers, and its preprocessor (a key of :data:`PREPROCESSORS`; None: the
+    image already is the control map)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def image(self) -> str: ...
+    @property
+    def strength(self) -> float: ...
+    @property
+    def start_percent(self) -> float: ...
+    @property
+    def end_percent(self) -> float: ...
+    @property
+    def preprocessor(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ControlStep:
+    """A :class:`ControlLike` as plain values (what the pipeline hands to :func:`build_prompt`)."""
+
+    model: str
+    image: str
+    strength: float = 1.0
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    preprocessor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,8 +258,11 @@ def build_prompt(
     loras: Sequence[LoraLike] = (),
     *,
     filename_prefix: str,
+    controls: Sequence[ControlLike] = (),
+    control_target: str | None = None,
 ) -> Prompt:
-    """A fresh API prompt from ``template`` (see :meth:`TemplateLibrary.build`)."""
+    """A fresh API prompt from ``template`` (see :meth:`TemplateLibrary.build`); ``controls`` are
+    chained on the conditioning of node ``control_target``."""
     checked = _check_values(template, values)
     prefix = _check_prefix(filename_prefix)
     chain = _check_loras(template, loras)
@@ -219,6 +280,8 @@ def build_prompt(
     if chain:
         assert template.checkpoint_node is not None
         _chain_loras(prompt, template.checkpoint_node, chain)
+    if controls:
+        _chain_controls(prompt, _check_target(template, control_target), controls)
     for node_id in template.save_nodes:
         if "filename_prefix" in prompt[node_id]["inputs"]:
             prompt[node_id]["inputs"]["filename_prefix"] = prefix
@@ -629,3 +692,55 @@ def _chain_loras(prompt: Prompt, source: str, chain: Sequence[tuple[str, float, 
         model, clip = [node_id, 0], [node_id, 1]
     _rewire(prompt, (source, 0), model, skip=ids)
     _rewire(prompt, (source, 1), clip, skip=ids)
+
+
+def conditioning_target(template: Template, node_id: object) -> str:
+    """``node_id`` if it is a node of ``template`` whose ``positive`` and ``negative`` are links."""
+    node = template.prompt.get(node_id) if isinstance(node_id, str) else None
+    inputs = node["inputs"] if node else {}
+    if not (is_link(inputs.get("positive")) and is_link(inputs.get("negative"))):
+        raise TemplateError(f"node {node_id!r} has no positive and negative conditioning links")
+    return str(node_id)
+
+
+def _check_target(template: Template, node_id: str | None) -> str:
+    try:
+        return conditioning_target(template, node_id)
+    except TemplateError:
+        raise SlotValueRejected(f"template {template.name!r} does not take ControlNets") from None
+
+
+def _chain_controls(prompt: Prompt, target: str, controls: Sequence[ControlLike]) -> None:
+    ids = iter(_new_ids(prompt, 4 * len(controls)))
+    positive, negative = prompt[target]["inputs"]["positive"], prompt[target]["inputs"]["negative"]
+    for position, control in enumerate(controls, 1):
+        load, pre, loader, apply = next(ids), next(ids), next(ids), next(ids)
+        prompt[load] = _node("LoadImage", {"image": control.image}, f"ControlNet {position} image")
+        image: list[Any] = [load, 0]
+        if control.preprocessor is not None:
+            if control.preprocessor not in PREPROCESSORS:
+                known = ", ".join(PREPROCESSORS)
+                raise SlotValueRejected(f"unknown ControlNet preprocessor {control.preprocessor!r} ({known})")
+            class_type, extra = PREPROCESSORS[control.preprocessor]
+            prompt[pre] = _node(class_type, {"image": image, **extra}, f"ControlNet {position} preprocessor")
+            image = [pre, 0]
+        prompt[loader] = _node(
+            "ControlNetLoader", {"control_net_name": control.model}, f"ControlNet {position}"
+        )
+        apply_inputs = {
+            "positive": positive,
+            "negative": negative,
+            "control_net": [loader, 0],
+            "image": image,
+            "strength": float(control.strength),
+            "start_percent": float(control.start_percent),
+            "end_percent": float(control.end_percent),
+        }
+        prompt[apply] = _node("ControlNetApplyAdvanced", apply_inputs, f"Apply ControlNet {position}")
+        positive, negative = [apply, 0], [apply, 1]
+    prompt[target]["inputs"]["positive"] = positive
+    prompt[target]["inputs"]["negative"] = negative
+
+
+def _node(class_type: str, inputs: dict[str, Any], title: str) -> dict[str, Any]:
+    return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}

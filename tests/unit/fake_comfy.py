@@ -66,6 +66,7 @@ class FakeComfy:
             "checkpoints": ["tiny.safetensors"],
             "loras": ["a.safetensors", "b.safetensors"],
             "upscale_models": ["x4.safetensors"],
+            "controlnet": ["cn-depth.safetensors", "cn-edges.safetensors"],
         }
     )
     hold: bool = False  # keep queued prompts waiting until release()
@@ -114,7 +115,9 @@ class FakeComfy:
         return {
             "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
             "VAEEncode", "SaveImage", "LoadImage", "LoraLoader", "RepeatLatentBatch", "ImageScale",
-            "UpscaleModelLoader", "ImageUpscaleWithModel", "EmptyImage",
+            "UpscaleModelLoader", "ImageUpscaleWithModel", "EmptyImage", "ControlNetLoader",
+            "ControlNetApplyAdvanced", "Canny", "LoadImageMask", "GrowMask", "SetLatentNoiseMask",
+            "ImageCompositeMasked", "ImagePadForOutpaint",
         }  # fmt: skip
 
     def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None:

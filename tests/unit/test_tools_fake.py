@@ -260,3 +260,154 @@ async def test_a_spec_in_a_tool_folder_becomes_a_tool(tmp_path: Path) -> None:
         assert not result.is_error, text(result)
         ((_, prompt),) = fake(services).queued
     assert prompt["6"]["inputs"]["text"] == "a boat" and prompt["3"]["inputs"]["steps"] == 2
+
+
+async def test_controlnets_are_chained_on_the_sampler_conditioning_in_order(tmp_path: Path) -> None:
+    controls = [
+        {"image": png_b64((32, 32)), "model": "cn-edges.safetensors", "preprocessor": "canny"},
+        {"image": png_b64((64, 64)), "model": "cn-depth.safetensors", "strength": 0.5, "end_percent": 0.6},
+    ]
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool("generate_image", {**BASE, "controlnets": controls})
+        assert not result.is_error, text(result)
+        ((_, prompt),) = fake(services).queued
+        listed = await client.call_tool("list_controlnets", {})
+    applies = {i: n["inputs"] for i, n in prompt.items() if n["class_type"] == "ControlNetApplyAdvanced"}
+    (sampler,) = [n["inputs"] for n in prompt.values() if n["class_type"] == "KSampler"]
+    first, second = applies
+    assert (sampler["positive"], sampler["negative"]) == ([second, 0], [second, 1])
+    assert (applies[second]["positive"], applies[second]["negative"]) == ([first, 0], [first, 1])
+    assert [n["class_type"] for n in prompt.values()].count("CLIPTextEncode") == 2
+    assert prompt[applies[first]["positive"][0]]["class_type"] == "CLIPTextEncode"
+    canny = prompt[applies[first]["image"][0]]
+    assert canny["class_type"] == "Canny" and prompt[canny["inputs"]["image"][0]]["class_type"] == "LoadImage"
+    assert prompt[applies[second]["image"][0]]["class_type"] == "LoadImage"  # preprocessor none
+    assert (applies[second]["strength"], applies[second]["end_percent"]) == (0.5, 0.6)
+    names = [prompt[a["control_net"][0]]["inputs"]["control_net_name"] for a in applies.values()]
+    assert names == ["cn-edges.safetensors", "cn-depth.safetensors"]
+    reported = result.structured_content["controlnets"]  # type: ignore[index]
+    assert [(c["model"], c["preprocessor"], c["strength"]) for c in reported] == [
+        ("cn-edges.safetensors", "canny", 1.0),
+        ("cn-depth.safetensors", "none", 0.5),
+    ]
+    assert list((tmp_path / "input" / "mcp").iterdir()) == []  # staged control images gone with the job
+    assert listed.structured_content == {
+        "names": ["cn-depth.safetensors", "cn-edges.safetensors"],
+        "count": 2,
+        "preprocessors": ["none", "canny"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("control", "expected"),
+    [
+        pytest.param({"model": "cn-edgez.safetensors"}, "closest: cn-edges.safetensors", id="unknown-model"),
+        pytest.param({"preprocessor": "depth"}, "list_controlnets", id="preprocessor-not-installed"),
+        pytest.param({"strength": 11.0}, "strength", id="strength-over-10"),
+        pytest.param({"start_percent": 0.8, "end_percent": 0.2}, "start_percent", id="window-reversed"),
+        pytest.param({"image": "missing.png"}, "missing.png", id="no-such-image"),
+        pytest.param({"weight": 1}, "unknown field", id="unknown-field"),
+    ],
+)
+async def test_bad_controlnets_are_clear_errors_and_queue_or_stage_nothing(
+    tmp_path: Path, control: dict[str, Any], expected: str
+) -> None:
+    good = {"image": png_b64((32, 32)), "model": "cn-edges.safetensors"}
+    async with bridge(tmp_path) as (client, services):
+        for tool, extra in (("generate_image", {}), ("img2img", {"input_image": png_b64((64, 64))})):
+            controls = [good, {**good, **control}]
+            result = await client.call_tool(tool, {**BASE, **extra, "controlnets": controls})
+            assert result.is_error and expected in text(result), text(result)
+        assert fake(services).queued == []
+    assert [p for p in (tmp_path / "input").rglob("*") if p.is_file()] == []
+
+
+def rgba_b64(size: tuple[int, int], hole: tuple[int, int, int, int] | None) -> str:
+    """An opaque image, with a fully transparent rectangle ``hole`` (left, top, right, bottom)."""
+    image = Image.new("RGBA", size, (200, 100, 50, 255))
+    if hole is not None:
+        image.paste((0, 0, 0, 0), hole)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def mask_b64(size: tuple[int, int], white: tuple[int, int, int, int] | None) -> str:
+    image = Image.new("L", size, 0)
+    if white is not None:
+        image.paste(255, white)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def staged_mask(root: Path, prompt: dict[str, Any]) -> Image.Image:
+    (node,) = [n for n in prompt.values() if n["class_type"] == "LoadImageMask"]
+    with Image.open(root / "input" / node["inputs"]["image"]) as im:
+        return im.copy()
+
+
+async def test_inpaint_masks_from_a_resized_mask_image_or_the_alpha_and_pastes_back(tmp_path: Path) -> None:
+    keep = Settings(keep_staged_inputs=True)
+    base = {"prompt": "a window", "steps": 2, "seed": 3}
+    async with bridge(tmp_path, keep) as (client, services):
+        sized = await client.call_tool(
+            "inpaint",
+            {**base, "input_image": png_b64((64, 64)), "mask": mask_b64((32, 32), (8, 8, 16, 16))},
+        )
+        alpha = await client.call_tool(
+            "inpaint", {**base, "input_image": rgba_b64((64, 48), (0, 0, 16, 48)), "grow_mask_by": 0}
+        )
+        assert not sized.is_error and not alpha.is_error, text(sized) + text(alpha)
+        (_, first), (_, second) = fake(services).queued
+        resized, from_alpha = staged_mask(tmp_path, first), staged_mask(tmp_path, second)
+    assert resized.size == (64, 64) and resized.getpixel((24, 24)) == 255 and resized.getpixel((40, 40)) == 0
+    assert from_alpha.size == (64, 48)
+    assert from_alpha.getpixel((8, 20)) == 255 and from_alpha.getpixel((40, 20)) == 0  # transparent = repaint
+    by_class = {n["class_type"]: (i, n["inputs"]) for i, n in second.items()}
+    load, _ = by_class["LoadImage"]
+    mask, _ = by_class["LoadImageMask"]
+    _, paste = by_class["ImageCompositeMasked"]
+    assert paste["destination"] == [load, 0] and paste["mask"] == [mask, 0]  # the caller's mask, not grown
+    assert by_class["GrowMask"][1]["expand"] == 0
+    (save,) = [n for n in second.values() if n["class_type"] == "SaveImage"]
+    assert save["inputs"]["images"] == [by_class["ImageCompositeMasked"][0], 0]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        pytest.param({"mask": mask_b64((64, 64), None)}, "all black: nothing to repaint", id="black-mask"),
+        pytest.param({}, "give a mask", id="no-mask-no-alpha"),
+        pytest.param({"input_image": rgba_b64((64, 64), None)}, "no transparent pixels", id="opaque-alpha"),
+        pytest.param({"grow_mask_by": 65}, "grow_mask_by", id="grow-over-64"),
+        pytest.param({"denoise": 1.5}, "denoise", id="denoise-over-1"),
+        pytest.param({"mask": "nothing.png"}, "nothing.png", id="no-such-mask"),
+    ],
+)
+async def test_bad_inpaint_arguments_are_clear_errors_and_leave_nothing(
+    tmp_path: Path, arguments: dict[str, Any], expected: str
+) -> None:
+    call = {"prompt": "p", "input_image": png_b64((64, 64)), **arguments}
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool("inpaint", call)
+        assert result.is_error and expected in text(result), text(result)
+        assert fake(services).queued == []
+    assert [p for p in (tmp_path / "input").rglob("*") if p.is_file()] == []
+
+
+async def test_outpaint_pads_the_canvas_and_refuses_nothing_to_add(tmp_path: Path) -> None:
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool(
+            "outpaint", {"prompt": "sky", "input_image": png_b64((64, 64)), "top": 32, "left": 8, "seed": 1}
+        )
+        assert not result.is_error, text(result)
+        none = await client.call_tool("outpaint", {"prompt": "sky", "input_image": png_b64((64, 64))})
+        odd = await client.call_tool(
+            "outpaint", {"prompt": "sky", "input_image": png_b64((64, 64)), "top": 7}
+        )
+        ((_, prompt),) = fake(services).queued
+    assert none.is_error and "give at least one of left, right, top and bottom" in text(none)
+    assert odd.is_error and "multiple of 8" in text(odd)
+    (pad,) = [n["inputs"] for n in prompt.values() if n["class_type"] == "ImagePadForOutpaint"]
+    assert (pad["left"], pad["top"], pad["right"], pad["bottom"], pad["feathering"]) == (8, 32, 0, 0, 0)

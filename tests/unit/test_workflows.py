@@ -328,7 +328,7 @@ def test_a_missing_template_file_is_reported_as_a_problem(tmp_path: Path) -> Non
     (tmp_path / "txt2img.json").write_text(template_text(MINIMAL))
     library = load_templates(tmp_path)
     assert library.available("txt2img")
-    assert library.problems.keys() == {"img2img", "upscale"}
+    assert library.problems.keys() == {"img2img", "inpaint", "outpaint", "upscale"}
     assert "img2img.json is missing" in library.problems["img2img"]
 
 
