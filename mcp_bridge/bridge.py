@@ -70,7 +70,9 @@ def load_tool_specs(settings: config.Settings, comfy: ComfyBackend) -> SpecLibra
 def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBackend) -> ParamModels:
     """The tools' arguments models with the configured limits and defaults (built-in ones if those clash)."""
     try:
-        limits = Limits(max_side=settings.max_side, max_pixels=settings.max_pixels)
+        limits = Limits(
+            max_side=settings.max_side, max_pixels=settings.max_pixels, max_frames=settings.max_video_frames
+        )
         defaults = Defaults(
             width=settings.default_width,
             height=settings.default_height,

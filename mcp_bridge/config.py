@@ -192,6 +192,14 @@ class Settings:
             "max": 16384,
         },
     )
+    max_video_frames: int = field(
+        default=64,
+        metadata={
+            "doc": "Most images one call may turn into a video (images_to_video's frames).",
+            "min": 1,
+            "max": 4096,
+        },
+    )
     max_pixels: int = field(
         default=2048 * 2048,
         metadata={

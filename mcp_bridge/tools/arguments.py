@@ -44,7 +44,7 @@ _OVERWRITE = Field(
 )
 _NAME = Field(min_length=1, max_length=128)
 # Kinds whose slot value the pipeline works out (a default model, a random seed, a staged file).
-RESOLVED_KINDS = frozenset({"model", "seed", "image", "mask"})
+RESOLVED_KINDS = frozenset({"model", "seed", "image", "images", "mask"})
 
 
 class ToolArguments(BaseModel):
@@ -141,6 +141,10 @@ def _field(
     if kind in ("image", "mask"):
         field = Field(min_length=1, max_length=limits.max_input_image_chars, description=words)
         return _typed(str, [field], item, _NONE)
+    if kind == "images":
+        image = Annotated[str, Field(min_length=1, max_length=limits.max_input_image_chars)]
+        field = Field(min_length=1, max_length=limits.max_frames, description=words)
+        return _typed(list[image], [field], item, _NONE)
     if kind == "model":
         field = Field(min_length=1, max_length=NAME_MAX_CHARS, description=words)
         return _typed(str, [field], item, _NONE)
@@ -231,6 +235,7 @@ def _describe(text: str, limits: Limits) -> str:
         max_batch=str(limits.max_batch),
         max_loras=str(limits.max_loras),
         max_controlnets=str(MAX_CONTROLNETS),
+        max_frames=str(limits.max_frames),
         max_prompt_bytes=str(limits.max_prompt_bytes),
         max_input_image_mib=str(limits.max_input_image_bytes // (1024 * 1024)),
     )

@@ -63,13 +63,14 @@ class Limits:
     max_loras: int = 8
     max_prompt_bytes: int = 16 * 1024  # UTF-8 bytes, for prompt and negative_prompt each
     max_input_image_bytes: int = 8 * 1024 * 1024  # decoded size of an inline (base64) image
+    max_frames: int = 64  # images of one ``images`` input (frames of a video)
 
     def __post_init__(self) -> None:
         if not 64 <= self.max_side <= 16384 or self.max_side % 8:
             raise ValueError("max_side must be a multiple of 8 in 64..16384")
         if self.max_pixels < 64 * 64:
             raise ValueError("max_pixels must be at least 64*64")
-        for name in ("max_steps", "max_batch", "max_prompt_bytes", "max_input_image_bytes"):
+        for name in ("max_steps", "max_batch", "max_prompt_bytes", "max_input_image_bytes", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
         if self.max_loras < 0:

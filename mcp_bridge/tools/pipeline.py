@@ -74,6 +74,7 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
     plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite, suffixes)
     staged: dict[str, StagedImage] = {}
     control_images: list[StagedImage] = []  # staged ControlNet images, in stack order
+    frames: dict[str, list[StagedImage]] = {}  # the images of "images" inputs, in order
     try:
         for item in spec.of_kind("image", "mask"):
             value = getattr(p, item.name)
@@ -86,6 +87,12 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
         for control in controls:
             control_images.append(await _stage(services, control.image, limits))
             steps.append(dataclasses.replace(control, image=control_images[-1].name))
+        for item in spec.of_kind("images"):
+            for n, value in enumerate(getattr(p, item.name) or (), 1):
+                try:
+                    frames.setdefault(item.name, []).append(await _stage(services, value, limits))
+                except ToolError as exc:
+                    raise ToolError(f"{item.name}, frame {n}: {exc}") from None
         _late_checks(spec, p, staged, limits)
         seeds = {i.name: params.resolve_seed(getattr(p, i.name)) for i in spec.of_kind("seed")}
         values: dict[str, Any] = {**p.slot_values()}
@@ -98,6 +105,11 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
                 values[item.slot] = seeds[item.name]
             elif item.name in staged:
                 values[item.slot] = staged[item.name].name
+            elif item.name in frames:
+                values[item.slot] = frames[item.name][0].name
+        more = {
+            i.slot: [f.name for f in frames[i.name][1:]] for i in spec.inputs if i.slot and i.name in frames
+        }
         job_id = str(uuid.uuid4())
         try:
             prompt = build_prompt(
@@ -106,12 +118,13 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
                 loras,
                 filename_prefix=f"mcp/{job_id}",
                 controls=steps,
+                more_images=more,
                 control_target=next((i.conditioning for i in spec.of_kind("controlnets")), None),
             )
         except SlotValueRejected as exc:
             raise ToolError(str(exc)) from None
-        meta = _report(spec, p, chosen, seeds, loras, staged, steps)
-        copies = [s.path for s in (*staged.values(), *control_images)]
+        meta = {**_report(spec, p, chosen, seeds, loras, staged, steps), **_frames_report(frames)}
+        copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
         deliver = delivery(services, plan, copies)
         try:
             job = await services.runner.submit(
@@ -120,7 +133,7 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
         except PromptRejected as exc:
             raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
     except BaseException:
-        copies = [s.path for s in (*staged.values(), *control_images)]
+        copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
         await asyncio.to_thread(_remove, copies)  # refused: leave nothing behind
         raise
     return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
@@ -256,7 +269,7 @@ def _report(
     meta: dict[str, Any] = {}
     for item in spec.inputs:
         value = getattr(p, item.name)
-        if item.kind in ("text", "image", "mask"):
+        if item.kind in ("text", "image", "images", "mask"):
             continue
         if item.kind == "loras":
             meta[item.name] = [
@@ -279,6 +292,27 @@ def _report(
             "width": image.width,
             "height": image.height,
         }
+    return meta
+
+
+def _all(frames: dict[str, list[StagedImage]]) -> list[StagedImage]:
+    return [f for staged in frames.values() for f in staged]
+
+
+def _frames_report(frames: dict[str, list[StagedImage]]) -> dict[str, Any]:
+    """Per ``images`` input: how many frames, their size (the first's) and which were resized to it."""
+    meta: dict[str, Any] = {}
+    for name, staged in frames.items():
+        first = staged[0]
+        resized = [n for n, f in enumerate(staged) if (f.width, f.height) != (first.width, first.height)]
+        key = "input_frames" if len(frames) == 1 else f"{name}_frames"
+        meta[key] = {"frames": len(staged), "width": first.width, "height": first.height}
+        if resized:
+            meta[key]["resized"] = resized
+            meta[key]["note"] = (
+                f"frames {', '.join(map(str, resized))} differ in size and were resized to the first "
+                f"frame's {first.width}x{first.height}"
+            )
     return meta
 
 

@@ -45,6 +45,7 @@ Kind = Literal[
     "sampler",
     "scheduler",
     "image",
+    "images",
     "mask",
     "loras",
     "controlnets",
@@ -66,6 +67,7 @@ SLOT_TYPES: dict[str, str] = {
     "sampler": "string",
     "scheduler": "string",
     "image": "string",
+    "images": "string",
     "mask": "string",
 }
 TOOL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")

@@ -42,7 +42,15 @@ from typing import Any, Literal, Protocol
 log = logging.getLogger("comfyui_mcp_bridge")
 
 META_KEY = "_bridge"
-DEFAULT_TEMPLATES = ("txt2img", "img2img", "inpaint", "outpaint", "upscale")
+DEFAULT_TEMPLATES = (
+    "txt2img",
+    "img2img",
+    "inpaint",
+    "outpaint",
+    "upscale",
+    "images_to_video",
+    "images_to_animation",
+)
 MAX_TEMPLATE_BYTES = 1_000_000
 
 SlotType = Literal["string", "int", "float", "bool"]
@@ -82,6 +90,10 @@ CORE_NODES: dict[str, tuple[int, frozenset[str]]] = {
     "SetLatentNoiseMask": (1, frozenset({"samples", "mask"})),
     "ImageCompositeMasked": (1, frozenset({"destination", "source", "x", "y", "resize_source"})),
     "ImagePadForOutpaint": (2, frozenset({"image", "left", "top", "right", "bottom", "feathering"})),
+    "ImageBatch": (1, frozenset({"image1", "image2"})),
+    "CreateVideo": (1, frozenset({"images", "fps"})),
+    "SaveVideo": (0, frozenset({"video", "filename_prefix", "format", "codec"})),
+    "SaveAnimatedWEBP": (0, frozenset({"images", "filename_prefix", "fps", "lossless", "quality", "method"})),
 }
 CHECKPOINT_LOADER = "CheckpointLoaderSimple"
 LORA_LOADER = "LoraLoader"
@@ -260,9 +272,14 @@ def build_prompt(
     filename_prefix: str,
     controls: Sequence[ControlLike] = (),
     control_target: str | None = None,
+    more_images: Mapping[str, Sequence[str]] | None = None,
 ) -> Prompt:
     """A fresh API prompt from ``template`` (see :meth:`TemplateLibrary.build`); ``controls`` are
-    chained on the conditioning of node ``control_target``."""
+    chained on the conditioning of node ``control_target``.
+
+    ``more_images`` maps an image slot (a LoadImage input) to further input files: each gets its own
+    LoadImage, batched after the slot's image with ImageBatch (which resizes it to the first image's size).
+    """
     checked = _check_values(template, values)
     prefix = _check_prefix(filename_prefix)
     chain = _check_loras(template, loras)
@@ -282,6 +299,10 @@ def build_prompt(
         _chain_loras(prompt, template.checkpoint_node, chain)
     if controls:
         _chain_controls(prompt, _check_target(template, control_target), controls)
+    for key, names in (more_images or {}).items():
+        slot = template.slots[key]
+        if names and slot.node not in removed:
+            _chain_images(prompt, slot.node, slot.input, names)
     for node_id in template.save_nodes:
         if "filename_prefix" in prompt[node_id]["inputs"]:
             prompt[node_id]["inputs"]["filename_prefix"] = prefix
@@ -744,3 +765,19 @@ def _chain_controls(prompt: Prompt, target: str, controls: Sequence[ControlLike]
 
 def _node(class_type: str, inputs: dict[str, Any], title: str) -> dict[str, Any]:
     return {"class_type": class_type, "inputs": inputs, "_meta": {"title": title}}
+
+
+def _chain_images(prompt: Prompt, source: str, image_input: str, names: Sequence[str]) -> None:
+    ids = _new_ids(prompt, 2 * len(names))
+    loader_class = prompt[source]["class_type"]
+    image: list[Any] = [source, 0]
+    for position, name in enumerate(names, 2):
+        load, batch = ids[2 * position - 4], ids[2 * position - 3]
+        prompt[load] = {
+            "class_type": loader_class,
+            "inputs": {**prompt[source]["inputs"], image_input: name},
+            "_meta": {"title": f"Image {position}"},
+        }
+        prompt[batch] = {"class_type": "ImageBatch", "inputs": {"image1": image, "image2": [load, 0]}}
+        image = [batch, 0]
+    _rewire(prompt, (source, 0), image, skip=ids)

@@ -18,6 +18,7 @@ from mcp_bridge.tools.workflows import (
     TemplateError,
     TemplateLibrary,
     TemplateUnavailable,
+    build_prompt,
     default_folder,
     is_link,
     load_templates,
@@ -324,11 +325,33 @@ def test_the_upscale_template_takes_the_image_and_the_model(library: TemplateLib
     assert library.get("upscale").save_nodes == ("4",)
 
 
+def test_more_images_are_loaded_and_batched_after_the_slots_image_and_feed_its_consumers(
+    library: TemplateLibrary,
+) -> None:
+    template = library.get("images_to_video")
+    prompt = build_prompt(
+        template,
+        {"image": "a.png", "fps": 12.0},
+        filename_prefix="mcp/v",
+        more_images={"image": ["b.png", "c.png"]},
+    )
+    loads = {i: n["inputs"]["image"] for i, n in prompt.items() if n["class_type"] == "LoadImage"}
+    assert sorted(loads.values()) == ["a.png", "b.png", "c.png"] and loads["1"] == "a.png"
+    batches = [n for n in prompt.values() if n["class_type"] == "ImageBatch"]
+    assert len(batches) == 2
+    (video,) = [n for n in prompt.values() if n["class_type"] == "CreateVideo"]
+    last = prompt[video["inputs"]["images"][0]]
+    assert last["class_type"] == "ImageBatch" and loads[last["inputs"]["image2"][0]] == "c.png"
+    first = prompt[last["inputs"]["image1"][0]]
+    assert first["inputs"]["image1"] == ["1", 0] and loads[first["inputs"]["image2"][0]] == "b.png"
+    assert video["inputs"]["fps"] == 12.0
+
+
 def test_a_missing_template_file_is_reported_as_a_problem(tmp_path: Path) -> None:
     (tmp_path / "txt2img.json").write_text(template_text(MINIMAL))
     library = load_templates(tmp_path)
     assert library.available("txt2img")
-    assert library.problems.keys() == {"img2img", "inpaint", "outpaint", "upscale"}
+    assert library.problems.keys() == set(DEFAULT_TEMPLATES) - {"txt2img"}
     assert "img2img.json is missing" in library.problems["img2img"]
 
 
