@@ -79,16 +79,18 @@ class Toolset:
 
 
 def drop_titles(schema: object) -> None:
-    """Remove the ``title`` pydantic derives from every property name: pure repetition for an AI reader."""
+    """Remove the ``title`` pydantic derives from every schema name: pure repetition for an AI reader.
+
+    A ``properties`` map is a map of names, not a schema: a property *called* ``title`` stays.
+    """
     if isinstance(schema, dict):
-        props = schema.get("properties")
-        if isinstance(props, dict):
-            for prop in props.values():
-                if isinstance(prop, dict):
-                    prop.pop("title", None)
         schema.pop("title", None)
-        for value in schema.values():
-            drop_titles(value)
+        for key, value in schema.items():
+            if key in ("properties", "$defs") and isinstance(value, dict):
+                for sub in value.values():
+                    drop_titles(sub)
+            else:
+                drop_titles(value)
     elif isinstance(schema, list):
         for item in schema:
             drop_titles(item)

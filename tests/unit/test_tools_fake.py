@@ -411,3 +411,18 @@ async def test_outpaint_pads_the_canvas_and_refuses_nothing_to_add(tmp_path: Pat
     assert odd.is_error and "multiple of 8" in text(odd)
     (pad,) = [n["inputs"] for n in prompt.values() if n["class_type"] == "ImagePadForOutpaint"]
     assert (pad["left"], pad["top"], pad["right"], pad["bottom"], pad["feathering"]) == (8, 32, 0, 0, 0)
+
+
+def test_schema_trimming_drops_derived_titles_but_keeps_a_property_named_title() -> None:
+    from mcp_bridge.tools.toolset import drop_titles
+
+    schema = {
+        "title": "Args",
+        "properties": {"title": {"title": "Title", "type": "string"}, "n": {"title": "N", "type": "integer"}},
+        "$defs": {"Lora": {"title": "Lora", "properties": {"name": {"title": "Name"}}}},
+    }
+    drop_titles(schema)
+    assert schema == {
+        "properties": {"title": {"type": "string"}, "n": {"type": "integer"}},
+        "$defs": {"Lora": {"properties": {"name": {}}}},
+    }
