@@ -28,6 +28,8 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 4096 * 4096
 PREVIEW_MAX_SIDE = 512
 PREVIEW_MAX_BYTES = 150_000  # per preview: far below the 1 MiB message limits of MCP clients
+# libwebp effort 0-6: 0 encodes a 512² preview ~4x faster than 4 (the default) for ~8 % more bytes
+PREVIEW_WEBP_METHOD = 0
 
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -224,7 +226,7 @@ def make_preview(
         for quality in (80, 65, 50, 35, 20):
             out = io.BytesIO()
             if webp:
-                small.save(out, "WEBP", quality=quality, method=4)
+                small.save(out, "WEBP", quality=quality, method=PREVIEW_WEBP_METHOD)
             else:
                 small.save(out, "JPEG", quality=quality, optimize=True)
             if out.tell() <= max_bytes:
