@@ -1,23 +1,37 @@
-"""What the bridge costs: a model-free workflow through ComfyUI's HTTP API vs. through an MCP call.
+"""What the bridge costs beside a raw HTTP client of ComfyUI, side by side on one ComfyUI.
 
-(a) what an external bridge does: ``POST /prompt`` + wait on ComfyUI's WebSocket + ``GET /history``;
-    (and the same plus ``GET /view`` of the image, which a bridge needs before it can return it);
-(b) an MCP tool call of ours (queued in-process, followed by hook, result with a preview), over
-    Streamable HTTP (2025 session and 2026 stateless) and legacy SSE.
-Interleaved on one ComfyUI so drift hits all paths alike; every workflow differs (no cache hits).
+Paths, interleaved call by call in a shuffled order each round (drift hits all alike):
+- raw: ``POST /prompt``, wait on ComfyUI's WebSocket for the prompt's end, ``GET /history``;
+- raw + view: the same plus ``GET /view`` of the image (the image in the client's hands);
+- each MCP way in (legacy SSE, Streamable HTTP 2025 session, 2026 stateless), calling
+  ``debug_run_workflow`` with the same workflow (result with its WebP preview), with and without a
+  progress callback.
 
-    python bench/overhead.py [--runs 50] [--version 0.3.75]
+Workloads: model-free (EmptyImage 64² -> SaveImage), tiny txt2img 64² (2 steps), txt2img 512².
+Overhead = the call's wall time minus ComfyUI's own execution (its history's ``execution_start`` to
+``execution_success``, ms stamps); "after end" = the moment the call returned minus
+``execution_success`` (one clock: the same machine). Prints medians, p90, max and the ratios of the
+medians and p90s to raw + view per workload. Every workflow differs (no cache hits). Asserts nothing.
+
+    python bench/overhead.py [--runs 40] [--workloads model-free,txt2img-64,txt2img-512]
+    python -m bench.overhead ... [--against /path/to/other/checkout]   # before vs after, interleaved
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import statistics
+import logging
+import random
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,95 +39,196 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from testbed.mcp_client import connect  # noqa: E402
-from testbed.sample_workflows import empty_image  # noqa: E402
-from testbed.server import LATEST, VERSIONS, ComfyServer  # noqa: E402
+from bench._common import execution, quantiles, stamps  # noqa: E402
+from testbed.mcp_client import WAYS, connect  # noqa: E402
+from testbed.sample_workflows import empty_image, txt2img  # noqa: E402
+from testbed.server import EXTENSION_DIR_NAME, LATEST, VERSIONS, ComfyServer  # noqa: E402
+
+WORKLOADS: dict[str, Callable[[], dict[str, Any]]] = {
+    "model-free": lambda: empty_image("bench"),
+    "txt2img-64": lambda: txt2img(random.randrange(2**32), 64),
+    "txt2img-512": lambda: txt2img(random.randrange(2**32), 512),
+}
+RAW, VIEW = "raw", "raw + view"
+WARMUP = 3
 
 
-def workflow() -> dict[str, Any]:
-    return empty_image("bench")
+@dataclass
+class Sample:
+    overhead: float  # wall minus ComfyUI's execution, s
+    after_end: float  # return minus execution_success, s
+    progress: int = 0  # progress notifications the call received
 
 
-async def raw_http(
-    http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str, cid: str, fetch: bool = False
-) -> float:
-    t0 = time.perf_counter()
-    async with http.post(f"{url}/prompt", json={"prompt": workflow(), "client_id": cid}) as resp:
-        prompt_id = (await resp.json())["prompt_id"]
-    async for msg in ws:
-        if msg.type == aiohttp.WSMsgType.TEXT:
+@dataclass
+class Raw:
+    """One raw HTTP + WebSocket client of ComfyUI; a reader task notes each prompt's end."""
+
+    http: aiohttp.ClientSession
+    ws: aiohttp.ClientWebSocketResponse
+    url: str
+    client_id: str
+    ended: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def event(self, prompt_id: str) -> asyncio.Event:
+        return self.ended.setdefault(prompt_id, asyncio.Event())
+
+    async def read(self) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
             event = json.loads(msg.data)
-            data = event.get("data", {})
-            if (
-                event["type"] == "executing"
-                and data.get("node") is None
-                and data.get("prompt_id") == prompt_id
-            ):
-                break
-    async with http.get(f"{url}/history/{prompt_id}") as resp:
-        entry = (await resp.json())[prompt_id]
-    assert entry["status"]["status_str"] == "success"
-    if fetch:  # what an external bridge needs before it can return the image to its client
-        (image,) = entry["outputs"]["2"]["images"]
-        async with http.get(f"{url}/view", params=image) as resp:
-            assert len(await resp.read()) > 0
-    return time.perf_counter() - t0
+            data = event.get("data") or {}
+            if event.get("type") == "executing" and data.get("node") is None and data.get("prompt_id"):
+                self.event(data["prompt_id"]).set()
+
+    async def call(self, workflow: dict[str, Any], fetch: bool) -> Sample:
+        t0 = time.perf_counter()
+        body = {"prompt": workflow, "client_id": self.client_id}
+        async with self.http.post(f"{self.url}/prompt", json=body) as resp:
+            prompt_id = (await resp.json())["prompt_id"]
+        await self.event(prompt_id).wait()
+        async with self.http.get(f"{self.url}/history/{prompt_id}") as resp:
+            entry = (await resp.json())[prompt_id]
+        if fetch:  # what any external bridge needs before it can hand the image on
+            image = next(o["images"][0] for o in entry["outputs"].values() if o.get("images"))
+            async with self.http.get(f"{self.url}/view", params=image) as resp:
+                assert len(await resp.read()) > 0
+        wall, returned = time.perf_counter() - t0, time.time()
+        del self.ended[prompt_id]
+        start, end = stamps(entry)
+        return Sample(wall - (end - start), returned - end)
 
 
-async def run(runs: int, version: str) -> None:
-    server = ComfyServer(version, env={"COMFYUI_MCP_DEBUG_TOOLS": "1"})
-    server.start()
-    try:
-        cid = uuid.uuid4().hex
-        async with (
-            aiohttp.ClientSession() as http,
-            http.ws_connect(f"{server.url}/ws?clientId={cid}") as ws,
-            connect("streamable-2025", server.url) as s2025,
-            connect("streamable-2026", server.url) as s2026,
-            connect("sse", server.url) as sse,
-        ):
-            clients = {
-                "MCP Streamable HTTP 2025": s2025,
-                "MCP Streamable HTTP 2026": s2026,
-                "MCP legacy SSE": sse,
-            }
-            raw, fetched = "raw POST /prompt + WS + /history", "raw ... + GET /view of the image"
-            times: dict[str, list[float]] = {raw: [], fetched: [], **{k: [] for k in clients}}
+async def mcp_call(
+    client: Any, http: aiohttp.ClientSession, url: str, workflow: dict[str, Any], progress: bool
+) -> Sample:
+    notices = 0
 
-            async def mcp_call(client: Any) -> float:
-                t0 = time.perf_counter()
-                result = await client.call_tool("debug_run_workflow", {"workflow": workflow()})
-                assert not result.is_error, result.content
-                return time.perf_counter() - t0
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        nonlocal notices
+        notices += 1
 
-            for i in range(runs + 5):  # 5 warm-up rounds
-                samples = {
-                    raw: await raw_http(http, ws, server.url, cid),
-                    fetched: await raw_http(http, ws, server.url, cid, fetch=True),
-                }
-                for name, client in clients.items():
-                    samples[name] = await mcp_call(client)
-                if i >= 5:
-                    for name, value in samples.items():
-                        times[name].append(value)
-        base = statistics.median(times[raw])
-        print(f"ComfyUI {version}, {runs} interleaved runs of EmptyImage 64x64 -> SaveImage")
-        for name, values in times.items():
-            med = statistics.median(values)
-            p90 = statistics.quantiles(values, n=10)[-1]
-            print(
-                f"  {name:36s} median {med * 1000:7.2f} ms  p90 {p90 * 1000:7.2f} ms  ratio {med / base:5.2f}"
-            )
-    finally:
-        server.stop()
+    t0 = time.perf_counter()
+    result = await client.call_tool(
+        "debug_run_workflow", {"workflow": workflow}, progress_callback=on_progress if progress else None
+    )
+    wall, returned = time.perf_counter() - t0, time.time()
+    data = result.structured_content or {}
+    assert not result.is_error and data.get("state") == "succeeded", result.content
+    assert any(c.type == "image" for c in result.content), "no preview in the result"
+    start, end = await execution(http, url, str(data["job_id"]))
+    return Sample(wall - (end - start), returned - end, notices)
+
+
+async def open_paths(
+    stack: AsyncExitStack, http: aiohttp.ClientSession, label: str, url: str
+) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """Every path to one ComfyUI, named ``label: path`` when a label is given."""
+    cid = uuid.uuid4().hex
+    ws = await stack.enter_async_context(http.ws_connect(f"{url}/ws?clientId={cid}"))
+    raw = Raw(http, ws, url, cid)
+    reader = asyncio.create_task(raw.read())
+    stack.callback(reader.cancel)
+    prefix = f"{label}: " if label else ""
+    paths: dict[str, Callable[[dict[str, Any]], Any]] = {
+        prefix + RAW: lambda w: raw.call(w, fetch=False),
+        prefix + VIEW: lambda w: raw.call(w, fetch=True),
+    }
+    for way in WAYS:
+        client = await stack.enter_async_context(connect(way, url))
+        for progress in (False, True):
+            name = prefix + way + (" +progress" if progress else "")
+            paths[name] = lambda w, c=client, p=progress: mcp_call(c, http, url, w, p)
+    return paths
+
+
+async def bench(
+    servers: dict[str, str], runs: int, workloads: list[str]
+) -> dict[str, dict[str, list[Sample]]]:
+    """``servers``: label -> base URL; every path of every server, interleaved."""
+    results: dict[str, dict[str, list[Sample]]] = {}
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        paths: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        for label, url in servers.items():
+            paths.update(await open_paths(stack, http, label, url))
+        for workload in workloads:
+            make = WORKLOADS[workload]
+            times: dict[str, list[Sample]] = {name: [] for name in paths}
+            for i in range(WARMUP + runs):
+                order = list(paths)
+                random.shuffle(order)
+                for name in order:
+                    sample = await paths[name](make())
+                    if i >= WARMUP:
+                        times[name].append(sample)
+            results[workload] = times
+    return results
+
+
+def table(workload: str, times: dict[str, list[Sample]]) -> list[str]:
+    base = next(name for name in times if name.endswith(VIEW))
+    base_med, base_p90, _ = quantiles([s.overhead for s in times[base]])
+    lines = [
+        f"{workload} ({len(times[base])} calls per path) — overhead ms; ratios to '{base}'",
+        "| path | median | p90 | max | median ratio | p90 ratio | after end median | after end max | "
+        "progress notices |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, samples in times.items():
+        med, p90, top = quantiles([s.overhead for s in samples])
+        after_med, _, after_max = quantiles([s.after_end for s in samples])
+        notices = sum(s.progress for s in samples) / len(samples)
+        lines.append(
+            f"| {name} | {med * 1000:.1f} | {p90 * 1000:.1f} | {top * 1000:.1f} | {med / base_med:.2f} | "
+            f"{p90 / base_p90:.2f} | {after_med * 1000:.1f} | {after_max * 1000:.1f} | {notices:.1f} |"
+        )
+    return lines
+
+
+def server(version: str, checkout: Path | None) -> ComfyServer:
+    """A ComfyUI with debug tools, its bridge from this tree or from ``checkout``."""
+    base_dir = None
+    if checkout is not None:
+        base_dir = Path(tempfile.mkdtemp(prefix=f"comfy-{version}-against-"))
+        (base_dir / "custom_nodes").mkdir()
+        (base_dir / "custom_nodes" / EXTENSION_DIR_NAME).symlink_to(checkout.resolve())
+    return ComfyServer(version, env={"COMFYUI_MCP_DEBUG_TOOLS": "1"}, base_dir=base_dir)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=50)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=40, help="measured calls per path and workload")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated: " + ", ".join(WORKLOADS)
+    )
     parser.add_argument("--version", default=LATEST, choices=VERSIONS)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout of the bridge (e.g. a git worktree of main) on a "
+        "second ComfyUI, interleaved with this one: before vs after",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.runs, args.version))
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; valid: {', '.join(WORKLOADS)}")
+    logging.disable(logging.INFO)  # the SDK client logs every HTTP request at INFO
+    with contextlib.ExitStack() as stack:
+        servers = {"": stack.enter_context(server(args.version, None)).url}
+        if args.against:
+            servers = {
+                "after": servers[""],
+                "before": stack.enter_context(server(args.version, args.against)).url,
+            }
+        results = asyncio.run(bench(servers, args.runs, workloads))
+    print(f"ComfyUI {args.version}, interleaved, shuffled each round")
+    for workload, times in results.items():
+        print("\n".join(table(workload, times)) + "\n")
 
 
 if __name__ == "__main__":

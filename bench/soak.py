@@ -31,6 +31,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import execution, process_facts  # noqa: E402
 from testbed.mcp_client import WAYS, connect  # noqa: E402
 from testbed.raw_mcp import INITIALIZE, NonReadingSse, message, slow_body  # noqa: E402
 from testbed.sample_workflows import empty_image  # noqa: E402
@@ -110,23 +111,6 @@ async def state(http: aiohttp.ClientSession, server: ComfyServer) -> dict[str, A
     return {**counts, **await asyncio.to_thread(process_facts, server)}
 
 
-def process_facts(server: ComfyServer) -> dict[str, float]:
-    """ComfyUI's resident memory (MiB) and the lines in its log so far."""
-    assert server.process is not None
-    status = Path(f"/proc/{server.process.pid}/status").read_text()
-    rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return {"rss_mib": rss_kib / 1024, "log_lines": len(server.log_text().splitlines())}
-
-
-async def execution(http: aiohttp.ClientSession, server: ComfyServer, job_id: str) -> tuple[float, float]:
-    """How long ComfyUI ran the job and when it ended (epoch s), from its history."""
-    async with http.get(f"{server.url}/history/{job_id}") as resp:
-        entry = (await resp.json())[job_id]
-    stamps = {name: data.get("timestamp") for name, data in entry["status"]["messages"]}
-    start, end = stamps["execution_start"] / 1000, stamps["execution_success"] / 1000
-    return end - start, end
-
-
 async def settle(http: aiohttp.ClientSession, server: ComfyServer, before: dict[str, Any]) -> None:
     """Wait (bounded) until sessions and requests are back where they were."""
     with anyio.move_on_after(30):
@@ -166,7 +150,8 @@ async def run(clients: int, calls: int, version: str) -> None:
             after = await state(http, server)
             overheads, lags = [], []
             for wall, returned, job in soak.calls:
-                ran, ended = await execution(http, server, job)
+                ran_from, ended = await execution(http, server.url, job)
+                ran = ended - ran_from
                 overheads.append((wall - ran, wall, job))
                 lags.append(returned - ended)
             prompts = sum("Prompt executed" in line for line in server.log_text().splitlines()[before_lines:])

@@ -3,7 +3,7 @@
 Each workflow runs once cold, then three times warm with a new seed/input; prints cold and median warm
 seconds from POST /prompt to a finished history entry.
 
-    python bench/testbed.py
+    python bench/startup.py
 """
 
 from __future__ import annotations
