@@ -131,7 +131,7 @@ class JobRunner:
         Returns True if the job finished. Progress values strictly increase, as MCP requires. A change
         of queue position alone is reported at most every ``position_interval`` s.
         """
-        changed = asyncio.Event()
+        changed = _Wake()
         steps: deque[tuple[float, str]] = deque(maxlen=STEP_BACKLOG)
 
         def on_change(_job: Job) -> None:
@@ -157,13 +157,46 @@ class JobRunner:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                try:
-                    await asyncio.wait_for(changed.wait(), min(left, retry_in))
-                except asyncio.TimeoutError:
-                    if time.monotonic() >= deadline:
-                        return job.state.finished
+                if not await changed.wait(min(left, retry_in)) and time.monotonic() >= deadline:
+                    return job.state.finished
         finally:
             unsubscribe()
+
+
+class _Wake:
+    """A flag a waiter sleeps on, resumed in the very next turn of the loop after ``set()`` (an
+    ``asyncio.Event`` under ``wait_for`` takes three turns: every event and the job's end wait on them)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[bool] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._waiter is not None:
+            _resolve(self._waiter, True)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self, timeout: float) -> bool:
+        """True once set, False after ``timeout`` seconds."""
+        if self._set:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        timer = loop.call_later(timeout, _resolve, waiter, False)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 class _Progress:

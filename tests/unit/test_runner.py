@@ -186,3 +186,22 @@ def test_every_sampler_step_reaches_a_client_slower_than_the_sampler() -> None:
 
     steps = [m for m in asyncio.run(scenario()) if "step" in m]
     assert steps == [f"running EmptyImage: step {n}/4" for n in range(1, 5)]
+
+
+def test_a_follower_resumes_in_the_first_turn_of_the_loop_after_its_job_ends() -> None:
+    async def scenario() -> list[bool]:
+        _, registry, runner = engine()
+        job = registry.create("p", "t", PROMPT)
+        follower = asyncio.create_task(runner.follow(job, None, timeout=60))
+        await turns()
+        loop = asyncio.get_running_loop()
+        resumed: list[bool] = []  # whether the follower had returned one turn after the job's end
+        registry.observe(
+            lambda j: j.state.finished and loop.call_soon(lambda: resumed.append(follower.done()))
+        )
+        finish(registry, "p", SUCCESS)
+        assert await follower
+        await turns()
+        return resumed
+
+    assert asyncio.run(scenario()) == [True]
