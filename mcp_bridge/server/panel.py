@@ -263,6 +263,8 @@ class Panel:
         self.transport = transport
         self.options = options
         self.pusher = Pusher(send, loop, push_interval)
+        self._loop = loop
+        self._changed_jobs: dict[str, Job] = {}  # changed since the last flush, in order
         self._policy = transport.policy if transport is not None else self._fallback_policy(options, services)
         self._settings_lock = asyncio.Lock()
         self._token_lock = threading.Lock()
@@ -307,9 +309,22 @@ class Panel:
         for undo in self._unobserve:
             undo()
         self._unobserve.clear()
+        self._changed_jobs.clear()
         self.pusher.close()
 
     def _job_changed(self, job: Job) -> None:
+        # Registry observer, on the hot path of every job event: note the job, push on the next turn
+        # of the loop, after the wake-ups of the callers waiting for it (one push per job and turn).
+        if not self._changed_jobs:
+            self._loop.call_soon(self._flush_jobs)
+        self._changed_jobs[job.id] = job
+
+    def _flush_jobs(self) -> None:
+        changed, self._changed_jobs = self._changed_jobs, {}
+        for job in changed.values():
+            self._push_job(job)
+
+    def _push_job(self, job: Job) -> None:
         if self.services.registry.get(job.id) is not job:  # discarded: ComfyUI refused its prompt
             self._pushed_states.pop(job.id, None)
             self.pusher.push("job:" + job.id, "job", lambda: self._removed_event(job.id), urgent=True)

@@ -10,13 +10,15 @@ import stat
 import threading
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from mcp_bridge.comfyui.adapter import ServerOptions
+from mcp_bridge.comfyui.backend import ComfyBackend
 from mcp_bridge.config import Settings
 from mcp_bridge.engine.jobs import JobRegistry
+from mcp_bridge.engine.runner import JobRunner
 from mcp_bridge.server import panel, security
 from mcp_bridge.server.sessions import SessionRegistry
 from tests.unit.comfy_events import feed, finish
@@ -249,13 +251,20 @@ def test_job_changes_are_pushed_and_a_refused_job_is_removed(tmp_path: Path) -> 
         sent: list[tuple[str, Any]] = []
         board, registry = _panel(tmp_path, sent)
         prompt = {"1": {"class_type": "KSampler", "inputs": {}}}
+        # ComfyUI's events arrive in turns of the loop; the pushes follow each turn
         registry.create("refused", "generate_image", prompt, "prompt='<b>x</b>'")
+        await asyncio.sleep(0)
         registry.discard("refused")
+        await asyncio.sleep(0)
         registry.create("ok", "generate_image", prompt)
+        await asyncio.sleep(0)
         feed(registry, "execution_start", {"prompt_id": "ok"})
+        await asyncio.sleep(0)
         for step in range(1, 30):
             feed(registry, "progress", {"prompt_id": "ok", "node": "1", "value": step, "max": 30})
+            await asyncio.sleep(0)
         finish(registry, "ok", {"status": {"status_str": "success", "messages": []}, "outputs": {}})
+        await asyncio.sleep(0)
         board.close()
         return sent
 
@@ -268,6 +277,34 @@ def test_job_changes_are_pushed_and_a_refused_job_is_removed(tmp_path: Path) -> 
     # queued and running go out at once; the burst of 29 progress events is held back (throttled)
     assert states == ["queued", "running", "succeeded"]
     assert rest[-1]["active"] == 0
+
+
+def test_a_finished_job_wakes_its_caller_before_the_panel_is_told(tmp_path: Path) -> None:
+    async def run() -> tuple[list[str], list[str]]:
+        sent: list[tuple[str, Any]] = []
+        board, registry = _panel(tmp_path, sent)
+        job = registry.create("ok", "generate_image", {"1": {"class_type": "SaveImage", "inputs": {}}})
+        await asyncio.sleep(0)
+        comfy = SimpleNamespace(has_run=lambda _id: True, unwatch=lambda _id: None)
+        runner = JobRunner(cast(ComfyBackend, comfy), registry)
+        seen_by_caller: list[str] = []
+
+        async def caller() -> None:
+            assert await runner.follow(job, None, timeout=5)
+            seen_by_caller.extend(data["job"]["state"] for _, data in sent)
+
+        waiting = asyncio.create_task(caller())
+        await asyncio.sleep(0)
+        feed(registry, "execution_start", {"prompt_id": "ok"})
+        finish(registry, "ok", {"status": {"status_str": "success", "messages": []}, "outputs": {}})
+        await waiting
+        await asyncio.sleep(0)
+        board.close()
+        return seen_by_caller, [data["job"]["state"] for _, data in sent]
+
+    seen_by_caller, pushed = asyncio.run(run())
+    assert seen_by_caller == ["queued"]  # the caller resumed before the panel push of its job's end
+    assert pushed == ["queued", "succeeded"]  # running and succeeded in one turn: one push, the latest
 
 
 def test_many_stateless_clients_expiring_together_cost_one_pass_and_no_errors(
