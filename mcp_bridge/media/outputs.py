@@ -123,8 +123,9 @@ def _check_targets(services: Services, plan: OutputPlan, count: int) -> None:
             )
 
 
-def _write_outputs(services: Services, plan: OutputPlan, sources: list[Artifact]) -> list[str]:
-    # Worker thread: re-resolve (creating folders now), keep or convert to the asked format, write safely.
+def write_outputs(services: Services, plan: OutputPlan, sources: list[Artifact]) -> list[str]:
+    """Write ``sources`` as ``plan`` says (worker thread): re-resolved, folders created now, kept or
+    converted to the asked format, written safely; the paths written."""
     policy = output_policy(services, plan.client_roots, plan.suffixes)
     written = []
     for text, artifact in zip(numbered(plan.requested, len(sources)), sources, strict=False):
@@ -153,7 +154,7 @@ def delivery(services: Services, plan: OutputPlan | None, staged: list[Path]) ->
         if plan is not None and job.state is JobState.SUCCEEDED:
             sources = [a for a in job.artifacts if a.folder_type == "output"]
             try:
-                done.written = await asyncio.to_thread(_write_outputs, services, plan, sources)
+                done.written = await asyncio.to_thread(write_outputs, services, plan, sources)
             except (PathRejected, images.ImageRejected, OSError) as exc:
                 done.error = f"could not write output_path {plan.requested!r}: {_reason(exc)}"
                 log.warning("mcp-bridge: job %s: %s", job.id, done.error)

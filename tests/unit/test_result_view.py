@@ -56,9 +56,11 @@ async def test_generation_tools_and_wait_job_carry_the_view_and_nothing_else_doe
     assert all(set((t.meta or {}).keys()) <= {"ui"} for t in tools)
 
 
-async def test_the_view_adds_at_most_2_kib_to_tools_list(tmp_path: Path) -> None:
+async def test_the_view_and_its_save_tool_add_at_most_2_kib_to_tools_list(tmp_path: Path) -> None:
     async with served(tmp_path) as services:
-        plain = mcp_server.create_mcp_server(services.settings, build_tools(services), services.comfy)
+        before_view = build_tools(services)
+        before_view.tools = [t for t in before_view.tools if t.name != "save_output"]
+        plain = mcp_server.create_mcp_server(services.settings, before_view, services.comfy)
         async with Client(plain) as client:
             before = wire_size((await client.list_tools()).tools)
         async with Client(build_mcp(services)) as client:
@@ -119,3 +121,22 @@ async def test_a_client_without_the_extension_gets_exactly_the_same_result(tmp_p
             with_view = await with_apps.call_tool("generate_image", ARGS)
     assert not without.is_error and without.structured_content is not None
     assert normalized(without) == normalized(with_view)
+
+
+async def test_save_output_writes_a_result_under_the_output_path_rules(tmp_path: Path) -> None:
+    async with served(tmp_path) as services, Client(build_mcp(services)) as client:
+        made = await client.call_tool("generate_image", ARGS)
+        assert made.structured_content is not None
+        uri = made.structured_content["images"][0]["uri"]
+        saved = await client.call_tool("save_output", {"uri": uri, "output_path": "kept/fox.webp"})
+        again = await client.call_tool("save_output", {"uri": uri, "output_path": "kept/fox.webp"})
+        unknown = await client.call_tool(
+            "save_output", {"uri": "comfy://output/other.png", "output_path": "x.png"}
+        )
+        escape = await client.call_tool("save_output", {"uri": uri, "output_path": "../fox.png"})
+        target = Path(services.comfy.output_directory()) / "kept" / "fox.webp"
+    assert not saved.is_error and str(target.resolve()) in saved.content[0].text  # type: ignore[union-attr]
+    assert target.read_bytes()[8:12] == b"WEBP"
+    assert again.is_error and "already exists" in again.content[0].text  # type: ignore[union-attr]
+    assert unknown.is_error and "not a result of this server" in unknown.content[0].text  # type: ignore[union-attr]
+    assert escape.is_error and "output_path" in escape.content[0].text  # type: ignore[union-attr]
