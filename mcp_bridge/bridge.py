@@ -23,6 +23,7 @@ from .tools import catalog as tools_catalog
 from .tools import debug as tools_debug
 from .tools import jobs as tools_jobs
 from .tools import saving as tools_saving
+from .tools.batch import add_batch_tool
 from .tools.library import ParamModels, SpecLibrary, load_specs, make_models
 from .tools.params import Defaults, Limits
 from .tools.pipeline import add_spec_tool
@@ -147,6 +148,7 @@ def build_tools(services: Services) -> Toolset:
     tools_catalog.register(toolset, services)
     for name, spec in services.specs.specs.items():
         add_spec_tool(toolset, services, spec, services.param_models[name])
+    add_batch_tool(toolset, services)
     tools_jobs.register(toolset, services)
     tools_saving.register(toolset, services)
     if services.settings.debug_tools:

@@ -157,6 +157,24 @@ class Settings:
             "max": 3600.0,
         },
     )
+    max_batch_items: int = field(
+        default=16,
+        metadata={
+            "doc": "Most items (ComfyUI prompts) one generate_batch call may queue; more is refused before "
+            "anything is queued.",
+            "min": 1,
+            "max": 256,
+        },
+    )
+    result_inline_bytes: int = field(
+        default=1024 * 1024,
+        metadata={
+            "doc": "Budget of inline (base64) preview data in one tool result; above it the previews are "
+            "replaced by one labelled contact sheet, and every file keeps its link.",
+            "min": 64 * 1024,
+            "max": 64 * 1024 * 1024,
+        },
+    )
     output_roots: list[str] = field(
         default_factory=list,
         metadata={"doc": "Extra folders a caller may write results into (ComfyUI's output folder always)."},

@@ -24,6 +24,7 @@ from ..engine.jobs import Job, JobState
 from ..services import Services
 from . import artifacts
 from .artifacts import Artifact, ArtifactInfo
+from .contact_sheet import within_budget
 from .inputs import RESOURCE_PREFIX
 from .paths import PathPolicy, PathRejected
 
@@ -199,6 +200,10 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
         summary = f"{job.tool} made {_counted(files)} but {save_error}. ComfyUI saved them as: " + "; ".join(
             f["uri"] for f in files
         )
+    content, sheet = await asyncio.to_thread(within_budget, content, services.settings.result_inline_bytes)
+    if sheet:
+        structured["contact_sheet"] = True
+        summary += " (previews over the result budget: one contact sheet, numbered in file order)"
     return CallToolResult(
         content=[TextContent(type="text", text=summary), *content],
         structured_content=structured,

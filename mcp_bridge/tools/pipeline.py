@@ -19,7 +19,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
 from ..comfyui.backend import PromptRejected
-from ..engine.jobs import summarize
+from ..engine.jobs import Job, summarize
 from ..media.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
 from ..media.masks import make_mask
 from ..media.outputs import delivery, output_suffixes, plan_outputs
@@ -67,6 +67,13 @@ def add_spec_tool(toolset: Toolset, services: Services, spec: ToolSpec, model: t
 
 async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Context) -> CallToolResult:
     """Run one validated call of ``spec``: the common path of every generation tool."""
+    job = await submit_spec(services, spec, p, ctx)
+    return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
+
+
+async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Context) -> Job:
+    """Check, stage, build and queue one validated call of ``spec``; a refusal (ToolError) leaves
+    nothing queued or written."""
     limits = type(p).limits
     chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
     output_path, overwrite = p.destination
@@ -136,7 +143,7 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
         copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
         await asyncio.to_thread(_remove, copies)  # refused: leave nothing behind
         raise
-    return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
+    return job
 
 
 def _resolve_names(

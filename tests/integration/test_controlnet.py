@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp.types import CallToolResult
+from _mcp_clients import text
 from PIL import Image, ImageDraw
 
 from testbed.mcp_client import connect
@@ -17,10 +17,6 @@ from testbed.server import ComfyServer
 from testbed.tiny_models import CONTROLNET_A_NAME, CONTROLNET_B_NAME
 
 pytestmark = pytest.mark.anyio
-
-
-def text(result: CallToolResult) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
 
 
 def control_image() -> str:

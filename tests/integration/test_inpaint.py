@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _mcp_clients import text
 from mcp.types import CallToolResult
 from PIL import Image, ImageChops
 
@@ -18,10 +19,6 @@ from testbed.tiny_models import CONTROLNET_A_NAME
 
 pytestmark = pytest.mark.anyio
 BOX = (16, 16, 48, 48)  # left, top, right, bottom of the repainted square
-
-
-def text(result: CallToolResult) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
 
 
 def b64(image: Image.Image) -> str:

@@ -426,3 +426,88 @@ def test_schema_trimming_drops_derived_titles_but_keeps_a_property_named_title()
         "properties": {"title": {"type": "string"}, "n": {"type": "integer"}},
         "$defs": {"Lora": {"properties": {"name": {}}}},
     }
+
+
+async def test_a_batch_queues_every_item_in_order_and_returns_them_with_their_parameters(
+    tmp_path: Path,
+) -> None:
+    batch = {
+        "prompts": ["a fox", "a cat", "a dog", "an owl"],
+        "variations": 2,
+        "seed": 100,
+        "arguments": {"width": 64, "height": 64, "steps": 2},
+        "output_path": "runs/{index}_{seed}.png",
+    }
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool("generate_batch", batch)
+        assert not result.is_error, text(result)
+        queued = fake(services).queued
+    seeds = [[n["inputs"]["seed"] for n in p.values() if n["class_type"] == "KSampler"][0] for _, p in queued]
+    texts = [
+        [n["inputs"]["text"] for n in p.values() if n["class_type"] == "CLIPTextEncode"][0] for _, p in queued
+    ]
+    assert seeds == [100, 101] * 4
+    assert texts == ["a fox", "a fox", "a cat", "a cat", "a dog", "a dog", "an owl", "an owl"]
+    data = result.structured_content
+    assert data is not None and data["count"] == 8 and data["failed"] == 0
+    assert [(i["index"], i["prompt"], i["seed"]) for i in data["items"]] == [
+        (n + 1, t, s) for n, (t, s) in enumerate(zip(texts, seeds, strict=True))
+    ]
+    assert all(i["parameters"]["steps"] == 2 for i in data["items"])
+    written = sorted(p.name for p in (tmp_path / "output" / "runs").iterdir())
+    assert written == sorted(f"{n + 1}_{s}.png" for n, s in enumerate(seeds))
+    assert len([b for b in result.content if isinstance(b, ImageContent)]) == 8  # under the budget
+    assert len([b for b in result.content if isinstance(b, ResourceLink)]) == 8
+
+
+async def test_a_sweep_varies_one_parameter_for_every_prompt(tmp_path: Path) -> None:
+    batch = {
+        "prompts": ["a", "b", "c"],
+        "sweep": {"parameter": "cfg_scale", "values": [3.0, 5.0]},
+        "arguments": {"width": 64, "height": 64, "steps": 2},
+    }
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool("generate_batch", batch)
+        assert not result.is_error, text(result)
+        queued = fake(services).queued
+    cfgs = [[n["inputs"]["cfg"] for n in p.values() if n["class_type"] == "KSampler"][0] for _, p in queued]
+    assert cfgs == [3.0, 5.0] * 3
+    data = result.structured_content
+    assert data is not None and [i["cfg_scale"] for i in data["items"]] == cfgs
+    assert len({i["seed"] for i in data["items"]}) == 1  # one variation: the same seed throughout
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        pytest.param({"prompts": ["p"] * 9, "variations": 2}, "18 items; at most 16", id="over-the-cap"),
+        pytest.param(
+            {"prompts": ["p", "q"], "arguments": {"width": 7}}, "item 1: invalid arguments", id="bad-item"
+        ),
+        pytest.param(
+            {"prompts": ["p"], "arguments": {"seed": 3}}, "must not set seed", id="seed-in-arguments"
+        ),
+        pytest.param(
+            {"prompts": ["p"], "sweep": {"parameter": "lora_strength", "values": [0.5]}},
+            "needs LoRAs",
+            id="lora-sweep-without-loras",
+        ),
+        pytest.param(
+            {"prompts": ["p"], "sweep": {"parameter": "denoise", "values": [0.5]}},
+            "sweep",
+            id="unknown-sweep",
+        ),
+        pytest.param(
+            {"prompts": ["p"], "arguments": {"loras": [{"name": "zz.safetensors"}]}},
+            "list_loras",
+            id="unknown-lora",
+        ),
+    ],
+)
+async def test_bad_batches_are_refused_before_anything_is_queued(
+    tmp_path: Path, batch: dict[str, Any], expected: str
+) -> None:
+    async with bridge(tmp_path) as (client, services):
+        result = await client.call_tool("generate_batch", batch)
+        assert result.is_error and expected in text(result), text(result)
+        assert fake(services).queued == []
