@@ -27,6 +27,8 @@ from .tools.batch import add_batch_tool
 from .tools.library import ParamModels, SpecLibrary, load_specs, make_models
 from .tools.params import Defaults, Limits
 from .tools.pipeline import add_spec_tool
+from .tools.published import Published, folder_for
+from .tools.published import register as register_published
 from .tools.toolset import Toolset
 from .version import __version__
 
@@ -97,8 +99,10 @@ def install(server: Any) -> None:
     _services = build_services(server)
     routes: web.RouteTableDef = server.routes
     routes.get("/mcp-bridge/health")(health)
-    mcp_transport = install_mcp(server, _services)
-    panel.install(server, _services, mcp_transport)
+    published = Published(_services, folder_for(_services.comfy.server_options().user_directory))
+    published.load()
+    mcp_transport = install_mcp(server, _services, published)
+    panel.install(server, _services, mcp_transport, published)
     server.loop.call_soon_threadsafe(start_housekeeping, _services)
     log.info("comfyui-mcp-bridge %s installed", __version__)
 
@@ -121,28 +125,40 @@ def start_housekeeping(services: Services) -> None:
     _housekeeping.add(task)  # a strong reference: the loop keeps only weak ones
 
 
-def install_mcp(server: Any, services: Services) -> transport.McpTransport:
+def install_mcp(
+    server: Any, services: Services, published: Published | None = None
+) -> transport.McpTransport:
     """Create the MCP server and serve it on ComfyUI's port (routes, CORS preflight, shutdown hook)."""
     options = services.comfy.server_options()
     settings = services.settings
-    mcp = build_mcp(services)
+    mcp = build_mcp(services, published)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=services.settings_error)
     transport.add_routes(server.routes, server.app, mcp_transport)
+    live = getattr(mcp, "live", None)
+    if live is not None:
+        mcp_transport.registry.add_observer(
+            lambda event, info: live.forget(str(info.get("id"))) if event == "closed" else None
+        )
     server.app.on_shutdown.append(mcp_transport.shutdown)
     return mcp_transport
 
 
-def build_mcp(services: Services) -> MCPServer:
-    """The MCP server of the bridge: every tool, and the output resources."""
+def build_mcp(services: Services, published: Published | None = None) -> MCPServer:
+    """The MCP server of the bridge: every tool (published workflows live), and the output resources."""
     outputs = [(name, spec.output_kinds) for name, spec in services.specs.specs.items()]
+    tools = build_tools(services, published)
     mcp = mcp_server.create_mcp_server(
-        services.settings, build_tools(services), services.comfy, view_tools=view_tool_names(outputs)
+        services.settings, tools, services.comfy, view_tools=view_tool_names(outputs)
     )
     tools_catalog.register_resources(mcp, services)
+    if published is not None:
+        published.reserved = mcp.built_in
+        published.attach(mcp.live.put, mcp.live.remove)
+        published.on_change = mcp.live.changed
     return mcp
 
 
-def build_tools(services: Services) -> Toolset:
+def build_tools(services: Services, published: Published | None = None) -> Toolset:
     """Every tool the bridge serves, in the order ``tools/list`` shows them."""
     toolset = Toolset()
     tools_catalog.register(toolset, services)
@@ -151,6 +167,8 @@ def build_tools(services: Services) -> Toolset:
     add_batch_tool(toolset, services)
     tools_jobs.register(toolset, services)
     tools_saving.register(toolset, services)
+    if published is not None:
+        register_published(toolset, published)
     if services.settings.debug_tools:
         tools_debug.register(toolset, services)
     return toolset

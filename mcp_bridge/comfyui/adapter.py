@@ -523,12 +523,7 @@ class Comfy:
         prompt = request.get("prompt", prompt)
         extra_data: dict[str, Any] = dict(request.get("extra_data") or {})
         extra_data["client_id"] = self._client_id
-        if self._validate_arity >= 3:
-            valid = await self._validate(prompt_id, prompt, None)
-        else:
-            valid = await self._validate(prompt_id, prompt)
-        if not valid[0]:
-            raise PromptRejected(valid[1] or {}, valid[3] or {})
+        outputs = await self.validate(prompt, prompt_id)
         number = server.number
         server.number += 1
         self.watch(prompt_id)
@@ -536,10 +531,24 @@ class Comfy:
             keys = getattr(self._execution, "SENSITIVE_EXTRA_DATA_KEYS", ())
             sensitive = {k: extra_data.pop(k) for k in keys if k in extra_data}
             extra_data["create_time"] = int(time.time() * 1000)
-            server.prompt_queue.put((number, prompt_id, prompt, extra_data, valid[2], sensitive))
+            server.prompt_queue.put((number, prompt_id, prompt, extra_data, outputs, sensitive))
         else:
-            server.prompt_queue.put((number, prompt_id, prompt, extra_data, valid[2]))
+            server.prompt_queue.put((number, prompt_id, prompt, extra_data, outputs))
         return int(number)
+
+    async def validate(self, prompt: dict[str, Any], prompt_id: str | None = None) -> list[str]:
+        """Check ``prompt`` with ComfyUI's own validation; return its output node ids.
+
+        Must run on ComfyUI's event loop. Raises :class:`PromptRejected` naming node, input and reason.
+        """
+        prompt_id = prompt_id or str(uuid.uuid4())
+        if self._validate_arity >= 3:
+            valid = await self._validate(prompt_id, prompt, None)
+        else:
+            valid = await self._validate(prompt_id, prompt)
+        if not valid[0]:
+            raise PromptRejected(valid[1] or {}, valid[3] or {})
+        return [str(node) for node in valid[2]]
 
     def queue_view(self) -> QueueView:
         """Running and pending prompt ids (pending in the order ComfyUI will run them)."""

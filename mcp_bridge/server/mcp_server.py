@@ -21,7 +21,8 @@ from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, GetPromptResult, InputRequiredResult, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import AnyUrl, BaseModel, Field
 
 from ..comfyui.backend import ComfyBackend
@@ -31,6 +32,8 @@ from ..media.inputs import RESOURCE_PREFIX
 from ..tools.toolset import Toolset
 from ..version import __version__
 from .apps import bind_result_view
+from .live_tools import LiveTools, announce_list_changes
+from .transport import lowlevel_server
 
 SERVER_NAME = "comfyui-mcp-bridge"
 
@@ -71,6 +74,36 @@ class BridgeMCPServer(MCPServer):
     PNG, WebP, GIF, MP4, WebM, … files, so the type is set per read here, from the file's extension.
     """
 
+    live: LiveTools
+    built_in: frozenset[str]  # the names of the tools it was built with (published names differ)
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools built in, then those published while running (:mod:`.live_tools`)."""
+        tools = await super().list_tools()
+        built_in = {tool.name for tool in tools}
+        for info in list(self.live.tools.values()):
+            if info.name not in built_in:
+                tools.append(
+                    MCPTool(
+                        name=info.name,
+                        title=info.title,
+                        description=info.description,
+                        input_schema=info.parameters,
+                        annotations=info.annotations,
+                    )
+                )
+        return tools
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        live = self.live.tools.get(name)
+        if live is None:
+            return await super().call_tool(name, arguments, context)
+        context = context or Context(mcp_server=self)
+        result: CallToolResult = await live.run(arguments, context, convert_result=True)
+        return result
+
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
     ) -> Iterable[ReadResourceContents] | InputRequiredResult:
@@ -97,7 +130,7 @@ def create_mcp_server(
     toolset: Toolset | None = None,
     comfy: ComfyBackend | None = None,
     view_tools: Collection[str] = (),
-) -> MCPServer:
+) -> BridgeMCPServer:
     """Build the bridge's MCP server: its own tools first, then those of ``toolset``.
 
     ``comfy`` answers get_server_info (without one, as outside ComfyUI: no version, no queue). The tools
@@ -107,7 +140,8 @@ def create_mcp_server(
     own = server_tools(settings, comfy)
     tools = [*own.tools, *(toolset.tools if toolset else [])]
     view = bind_result_view(tools, view_tools)
-    return BridgeMCPServer(
+    live = LiveTools()
+    mcp = BridgeMCPServer(
         name=SERVER_NAME,
         title="ComfyUI",
         version=__version__,
@@ -115,7 +149,13 @@ def create_mcp_server(
         website_url="https://github.com/comfyui-mcp-bridge/comfyui-mcp-bridge",
         tools=tools,
         extensions=[view] if view else None,
+        subscriptions=live.bus,
     )
+    mcp.live = live
+    mcp.built_in = frozenset(tool.name for tool in tools)
+    mcp.middleware.append(live.observe)
+    announce_list_changes(lowlevel_server(mcp))
+    return mcp
 
 
 def server_tools(settings: Settings, comfy: ComfyBackend | None = None) -> Toolset:

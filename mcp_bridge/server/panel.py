@@ -43,6 +43,8 @@ from ..comfyui.backend import ServerOptions
 from ..engine.jobs import Job
 from ..media import paths
 from ..services import Services
+from ..tools.publish import PublishRefused
+from ..tools.published import Published
 from ..version import __version__
 from . import security
 from .asgi import local_ip
@@ -54,6 +56,8 @@ EVENT_PREFIX = "mcp_bridge."
 PUSH_INTERVAL_S = 0.25
 RECENT_JOBS = 12
 MAX_BODY_BYTES = 16 * 1024
+MAX_PUBLISH_BYTES = 4 * 1024 * 1024  # a workflow in API format plus the selection
+LAST_RUNS = 5
 ENDPOINTS = (
     {"id": "streamable-http", "label": "Streamable HTTP", "path": "/mcp"},
     {"id": "sse", "label": "Legacy HTTP+SSE", "path": "/mcp/sse"},
@@ -258,8 +262,10 @@ class Panel:
         loop: asyncio.AbstractEventLoop,
         *,
         push_interval: float = PUSH_INTERVAL_S,
+        published: Published | None = None,
     ) -> None:
         self.services = services
+        self.published = published
         self.transport = transport
         self.options = options
         self.pusher = Pusher(send, loop, push_interval)
@@ -297,6 +303,10 @@ class Panel:
         routes.post("/mcp-bridge/token/regenerate")(self.regenerate_token)
         routes.post("/mcp-bridge/output-folders")(self.output_folders)
         routes.post("/mcp-bridge/jobs/cancel")(self.cancel_job)
+        routes.get("/mcp-bridge/workflows")(self.workflows)
+        routes.post("/mcp-bridge/workflows/publish")(self.publish_workflow)
+        routes.post("/mcp-bridge/workflows/edit")(self.edit_workflow)
+        routes.post("/mcp-bridge/workflows/unpublish")(self.unpublish_workflow)
 
     def observe(self) -> None:
         """Start pushing job and session changes to the browser."""
@@ -372,17 +382,15 @@ class Panel:
         if request.headers.get("Sec-Fetch-Site", "").strip().lower() == "cross-site":
             raise Refused(403, "Cross-site requests are not allowed")
 
-    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+    async def _json_body(self, request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
         """The POST body: ``application/json``, small, a JSON object."""
         self._check_request(request)
         ctype = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if ctype != "application/json":
             raise Refused(415, "Send the request as Content-Type: application/json")
         length = request.content_length
-        if length is None or length > MAX_BODY_BYTES:
-            raise Refused(
-                413, f"The request body must have a Content-Length of at most {MAX_BODY_BYTES} bytes"
-            )
+        if length is None or length > max_bytes:
+            raise Refused(413, f"The request body must have a Content-Length of at most {max_bytes} bytes")
         raw = await request.content.read(length)
         try:
             body = json.loads(raw or b"{}")
@@ -562,18 +570,80 @@ class Panel:
         log.info("comfyui-mcp-bridge: job %s cancelled from the panel (%s)", job.id, outcome)
         return web.json_response({"outcome": outcome, "job": job_view(job)})
 
+    # -- published workflows --
+
+    def _store(self) -> Published:
+        if self.published is None:
+            raise Refused(503, "Publishing workflows is not available (the MCP server is not installed)")
+        return self.published
+
+    async def workflows(self, request: web.Request) -> web.Response:
+        """GET /mcp-bridge/workflows: the published tools, whether each can run, and its last runs."""
+        try:
+            self._check_request(request)
+            store = self._store()
+        except Refused as exc:
+            return _error(exc)
+        return web.json_response({"workflows": await self._views(store)}, headers=_NO_STORE)
+
+    async def _views(self, store: Published) -> list[dict[str, Any]]:
+        jobs = sorted(self.services.registry.all(), key=lambda job: job.created, reverse=True)
+        views = []
+        for entry in list(store.entries.values()):
+            view = await store.view(entry)
+            view["last_runs"] = [job_view(job) for job in jobs if job.tool == entry.name][:LAST_RUNS]
+            views.append(view)
+        return views
+
+    async def publish_workflow(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/workflows/publish ``{prompt, selection, name, description, workflow, id?}``:
+        validate the workflow with ComfyUI's own checks and serve it as a tool from now on."""
+        return await self._change(request, "publish", MAX_PUBLISH_BYTES)
+
+    async def edit_workflow(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/workflows/edit ``{id, name?, description?}``: rename or redescribe a tool."""
+        return await self._change(request, "edit")
+
+    async def unpublish_workflow(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/workflows/unpublish ``{id}``: stop serving a published tool."""
+        return await self._change(request, "unpublish")
+
+    async def _change(
+        self, request: web.Request, action: str, max_bytes: int = MAX_BODY_BYTES
+    ) -> web.Response:
+        try:
+            body = await self._json_body(request, max_bytes)
+            store = self._store()
+            if action == "publish":
+                entry = await store.publish(body)
+            elif action == "edit":
+                entry = await store.edit(body.get("id"), body.get("name"), body.get("description"))
+            else:
+                entry = await store.unpublish(body.get("id"))
+        except Refused as exc:
+            return _error(exc)
+        except PublishRefused as exc:
+            return _error(Refused(400, str(exc)))
+        log.info("comfyui-mcp-bridge: workflow tool %s %sed from the panel", entry.name, action.rstrip("e"))
+        self.pusher.push("workflows", "workflows", lambda: {"changed": entry.id}, urgent=True)
+        view = await store.view(entry) if action != "unpublish" else {"id": entry.id, "name": entry.name}
+        return web.json_response({"workflow": view}, headers=_NO_STORE)
+
 
 def _error(exc: Refused) -> web.Response:
     return web.json_response({"error": exc.message}, status=exc.status, headers=_NO_STORE)
 
 
-def install(server: Any, services: Services, transport: TransportLike | None) -> Panel:
+def install(
+    server: Any, services: Services, transport: TransportLike | None, published: Published | None = None
+) -> Panel:
     """Register the panel's routes on ComfyUI's server and start pushing changes to its pages."""
 
     def send(event: str, data: Any) -> None:
         server.send_sync(event, data)  # looked up per call: the adapter wraps send_sync
 
-    panel = Panel(services, transport, services.comfy.server_options(), send, server.loop)
+    options = services.comfy.server_options()
+    panel = Panel(services, transport, options, send, server.loop, published=published)
     panel.add_routes(server.routes)
     panel.observe()
     return panel

@@ -194,6 +194,7 @@ def _pick_model(services: Services, item: InputSpec, wanted: str | None) -> str:
     folder = item.folder or ""
     one, many, kind = FOLDERS.get(folder, (f"{folder} file", f"{folder} files", "model"))
     installed = services.comfy.model_files(folder)
+    wanted = wanted or (item.default if item.has_default else None)  # a published workflow's own pick
     if wanted:
         return params.check_name(kind, wanted, installed)
     default = services.settings.default_model if folder == "checkpoints" else ""

@@ -133,6 +133,14 @@ class FakeComfy:
         asyncio.get_running_loop().create_task(self._run(prompt_id))
         return len(self.queued)
 
+    async def validate(self, prompt: dict[str, Any], prompt_id: str | None = None) -> list[str]:
+        if self.reject:
+            raise PromptRejected(self.reject)
+        unknown = sorted({n["class_type"] for n in prompt.values()} - self.node_class_names())
+        if unknown:
+            raise PromptRejected(f"unknown node types {', '.join(unknown)}")
+        return [i for i, n in prompt.items() if n["class_type"] in ("SaveImage", "PreviewImage")]
+
     def queue_view(self) -> QueueView:
         return QueueView([], list(self._pending))
 

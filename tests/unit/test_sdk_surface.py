@@ -33,3 +33,20 @@ def test_the_caps_we_pass_exist() -> None:
 
 def test_both_protocol_eras_are_known() -> None:
     assert "2025-11-25" in HANDSHAKE_PROTOCOL_VERSIONS and "2026-07-28" in MODERN_PROTOCOL_VERSIONS
+
+
+def test_initialize_declares_tools_list_changed() -> None:
+    """The one non-public seam (server/live_tools.py): handshake-era initialize must say listChanged."""
+    from mcp_bridge.server.mcp_server import create_mcp_server
+
+    options = lowlevel_server(create_mcp_server()).create_initialization_options()
+    assert options.capabilities.tools is not None and options.capabilities.tools.list_changed is True
+
+
+def test_the_session_api_live_tools_use_exists() -> None:
+    from mcp.server.session import ServerSession
+    from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
+
+    assert callable(ServerSession.send_tool_list_changed)
+    assert callable(InMemorySubscriptionBus.publish) and ToolsListChanged
+    assert "subscriptions" in inspect.signature(MCPServer).parameters

@@ -1,0 +1,102 @@
+"""Publishing: a panel selection over an API prompt becomes a spec with kinds from the node definitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mcp_bridge.comfyui.backend import NodeInput
+from mcp_bridge.tools.publish import PublishRefused, Selection, build_spec, parse_selection
+from mcp_bridge.tools.specs import parse_spec
+
+NODES: dict[str, dict[str, NodeInput]] = {
+    "CheckpointLoaderSimple": {"ckpt_name": NodeInput("COMBO", options=("a.safetensors", "b.safetensors"))},
+    "TinySampler": {
+        "seed": NodeInput("INT", minimum=0, maximum=2**64 - 1),
+        "steps": NodeInput("INT", minimum=1, maximum=10000),
+        "sampler_name": NodeInput("COMBO", options=("euler",)),
+        "model": NodeInput("MODEL"),
+    },
+    "LoadImage": {"image": NodeInput("COMBO", options=("x.png",))},
+    "SaveImage": {"images": NodeInput("IMAGE"), "filename_prefix": NodeInput("STRING")},
+    "SaveToPath": {"images": NodeInput("IMAGE"), "path": NodeInput("STRING")},
+}
+
+
+def prompt(**extra: Any) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}},
+        "2": {"class_type": "TinySampler",
+              "inputs": {"model": ["1", 0], "seed": 3, "steps": 4, "sampler_name": "euler"},
+              "_meta": {"title": "Sampler"}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "p"}},
+        **extra,
+    }  # fmt: skip
+
+
+def build(selection: Selection, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return build_spec(
+        data or prompt(),
+        selection,
+        tool="mine",
+        description="My workflow",
+        outputs=["4"],
+        node_classes=set(NODES),
+        node_inputs=NODES.get,
+        model_files=lambda folder: ["a.safetensors", "b.safetensors"] if folder == "checkpoints" else [],
+    )
+
+
+def test_kinds_come_from_node_definitions() -> None:
+    selection = parse_selection(
+        {"inputs": [["1", "ckpt_name"], ["2", "seed"], ["2", "steps"], ["2", "sampler_name"], ["3", "image"]]}
+    )
+    spec = build(selection)
+    inputs = spec["_bridge"]["inputs"]
+    assert {k: v["kind"] for k, v in inputs.items()} == {
+        "ckpt_name": "model", "seed": "seed", "steps": "int", "sampler_name": "sampler", "image": "image",
+    }  # fmt: skip
+    assert (
+        inputs["ckpt_name"]["folder"] == "checkpoints" and inputs["ckpt_name"]["default"] == "a.safetensors"
+    )
+    assert inputs["image"]["required"] is True and "Sampler: steps" in inputs["steps"]["description"]
+    assert spec["_bridge"]["outputs"] == ["4"]
+    assert parse_spec("x", spec).name == "mine"  # what is stored loads as a spec
+
+
+@pytest.mark.parametrize(
+    ("selection", "data", "words"),
+    [
+        ({"inputs": [["2", "model"]]}, None, "connected to another node"),
+        ({"inputs": [["4", "filename_prefix"]]}, None, "names files"),
+        ({"inputs": [["9", "seed"]]}, None, "not in the workflow"),
+        ({"inputs": [["2", "cfg"]]}, None, "no widget 'cfg'"),
+        ({"inputs": []}, None, "at least one widget"),
+        ({"inputs": [["2", "seed"]], "outputs": ["2"]}, None, "not output nodes"),
+        (
+            {"inputs": [["2", "seed"]]},
+            prompt(**{"5": {"class_type": "SaveToPath", "inputs": {"images": ["3", 0], "path": "/tmp/x"}}}),
+            "writes where its input 'path' says",
+        ),
+        (
+            {"inputs": [["2", "seed"]]},
+            prompt(**{"5": {"class_type": "Missing", "inputs": {}}}),
+            "not installed",
+        ),
+    ],
+)
+def test_refusals_name_the_problem(
+    selection: dict[str, Any], data: dict[str, Any] | None, words: str
+) -> None:
+    with pytest.raises(PublishRefused, match=words):
+        build(parse_selection(selection), data)
+
+
+def test_duplicate_widgets_get_names_from_titles() -> None:
+    data = prompt(**{"5": {"class_type": "TinySampler", "inputs": {"model": ["1", 0], "seed": 1, "steps": 2,
+                                                                "sampler_name": "euler"},
+                           "_meta": {"title": "Refiner"}}})  # fmt: skip
+    spec = build(parse_selection({"inputs": [["2", "seed"], ["5", "seed"]]}), data)
+    assert list(spec["_bridge"]["inputs"]) == ["seed", "refiner_seed"]
