@@ -13,9 +13,11 @@ from mcp.server.mcpserver import MCPServer
 from . import config
 from .comfyui import adapter
 from .comfyui.backend import ComfyBackend, PromptOutcome
+from .engine import ids
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
 from .media.housekeeping import tidy
+from .peers import Peers, parse_peers
 from .server import mcp_server, panel, transport
 from .server.apps import view_tool_names
 from .services import Services
@@ -51,10 +53,12 @@ def build_services(server: Any) -> Services:
 
     registry = JobRegistry(queue_view=queue_view)
     comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)
-    runner = JobRunner(comfy, registry)
+    instance_id = ids.instance_id(settings.instance_id, options.port)
+    runner = JobRunner(comfy, registry, instance_id=instance_id)
     comfy.install_hooks()
     specs = load_tool_specs(settings, comfy)
     return Services(
+        peers=load_peers(settings, instance_id),
         comfy=comfy,
         registry=registry,
         runner=runner,
@@ -63,6 +67,18 @@ def build_services(server: Any) -> Services:
         param_models=param_models(settings, specs, comfy),
         settings_error=settings_error,
     )
+
+
+def load_peers(settings: config.Settings, instance_id: str) -> Peers:
+    """The ``peers`` setting (a malformed one is logged and leaves this instance without peers)."""
+    try:
+        found = parse_peers(instance_id, settings.peers, settings.peer_tokens)
+    except ValueError as exc:
+        log.error("comfyui-mcp-bridge: peers ignored: %s", exc)
+        found = {}
+    if found:
+        log.info("comfyui-mcp-bridge: instance %s, peers: %s", instance_id, ", ".join(sorted(found)))
+    return Peers(instance_id, found, settings.peer_timeout_s)
 
 
 def load_tool_specs(settings: config.Settings, comfy: ComfyBackend) -> SpecLibrary:
@@ -148,7 +164,7 @@ def build_mcp(services: Services, published: Published | None = None) -> MCPServ
     outputs = [(name, spec.output_kinds) for name, spec in services.specs.specs.items()]
     tools = build_tools(services, published)
     mcp = mcp_server.create_mcp_server(
-        services.settings, tools, services.comfy, view_tools=view_tool_names(outputs)
+        services.settings, tools, services.comfy, view_tools=view_tool_names(outputs), peers=services.peers
     )
     tools_catalog.register_resources(mcp, services)
     if published is not None:
@@ -175,7 +191,13 @@ def build_tools(services: Services, published: Published | None = None) -> Tools
 
 
 async def health(request: web.Request) -> web.Response:
-    """GET /mcp-bridge/health: the bridge's version and the ComfyUI version it runs in."""
-    return web.json_response(
-        {"status": "ok", "bridge_version": __version__, "comfyui_version": adapter.comfyui_version()}
-    )
+    """GET /mcp-bridge/health: the bridge's version, the ComfyUI version it runs in, this instance's
+    id and its queue length (peers and load balancers probe it)."""
+    data: dict[str, Any] = {
+        "status": "ok",
+        "bridge_version": __version__,
+        "comfyui_version": adapter.comfyui_version(),
+    }
+    if _services is not None:
+        data.update(instance_id=_services.runner.instance_id, queue_length=_services.comfy.queue_length())
+    return web.json_response(data)

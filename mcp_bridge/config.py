@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 import typing
 from collections.abc import Mapping
@@ -256,6 +257,39 @@ class Settings:
             "job ends (default: removed when the job ends)."
         },
     )
+    instance_id: str = field(
+        default="",
+        metadata={
+            "doc": "This instance's id in job ids and output links (1-16 lowercase letters or digits). "
+            "Empty: derived from the host name and ComfyUI's port (6 hex digits, stable across restarts).",
+            "pattern": r"(|[a-z0-9]{1,16})",
+        },
+    )
+    peers: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "Other instances behind the same URL, as id=URL of their MCP endpoint (e.g. "
+            "b=http://10.0.0.2:8188/mcp). Calls about their jobs and outputs are forwarded there; an "
+            "entry naming this instance is skipped, so every instance can share one list.",
+            "pattern": r"[a-z0-9]{1,16}=https?://\S+",
+        },
+    )
+    peer_tokens: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "Bearer tokens for peers, as id=token; sent only to that peer's configured URL.",
+            "pattern": r"[a-z0-9]{1,16}=\S+",
+        },
+    )
+    peer_timeout_s: float = field(
+        default=10.0,
+        metadata={
+            "doc": "Seconds to connect to a peer and for each forwarded call beyond its own wait (a peer "
+            "that does not answer in time is a tool error naming it).",
+            "min": 0.5,
+            "max": 300.0,
+        },
+    )
     debug_tools: bool = field(
         default=False,
         metadata={
@@ -356,7 +390,17 @@ def validate(settings: Settings) -> Settings:
             for item in value:
                 if not item.strip():
                     raise ConfigError(f"{f.name}: entries must not be empty")
+        _check_pattern(f.name, meta.get("pattern"), value)
     return settings
+
+
+def _check_pattern(name: str, pattern: str | None, value: Any) -> None:
+    if pattern is None:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if not re.fullmatch(pattern, item):
+            shown = "an entry" if "token" in name else repr(item[:120])  # never echo a secret
+            raise ConfigError(f"{name}: {shown} does not match {pattern}")
 
 
 def save(settings: Settings, user_directory: str | os.PathLike[str]) -> Path:

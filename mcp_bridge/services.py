@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .comfyui.backend import ComfyBackend
 from .config import Settings
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
+from .peers import Peers
 from .tools.library import ParamModels, SpecLibrary
 
 
@@ -22,3 +23,4 @@ class Services:
     specs: SpecLibrary
     param_models: ParamModels
     settings_error: str | None = None  # why the settings file was refused (defaults then apply)
+    peers: Peers = field(default_factory=lambda: Peers("local", {}))  # other instances (issue 16)

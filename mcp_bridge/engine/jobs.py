@@ -1,4 +1,7 @@
-"""Jobs: one per prompt the bridge queued, fed by ComfyUI's events, awaitable, observable.
+"""Jobs: what a tool call started (one or more ComfyUI prompts), fed by ComfyUI's events, awaitable.
+
+A job id is the caller's handle (:mod:`.ids`: it names this instance); the prompts it queued have
+ids of their own, so the engine never takes one for the other.
 
 Plain Python: the adapter hands events in (on the event loop); tools await jobs and listen to their
 progress; the status panel observes every change. Finished jobs are kept for a bounded count and time.
@@ -41,11 +44,13 @@ Listener = Callable[["Job"], None]
 
 @dataclass
 class Job:
-    """The bridge's view of one queued prompt."""
+    """The bridge's view of one tool call's work: its prompts on ComfyUI's queue, run in order."""
 
     id: str
     tool: str
-    node_types: dict[str, str]
+    node_types: dict[str, str]  # of the prompt running now (the job's prompts share one workflow)
+    prompt_ids: list[str] = field(default_factory=list)
+    prompts_done: int = 0
     summary: str = ""
     state: JobState = JobState.QUEUED
     created: float = field(default_factory=time.time)
@@ -76,12 +81,20 @@ class Job:
         return self.node_types.get(self.node or "")
 
     def fraction(self) -> float:
-        """Share of the workflow's nodes done (0..1), counting the current node's sampler steps."""
+        """Share of the work done (0..1): prompts done, and the current prompt's nodes (with the
+        current node's sampler steps)."""
         total = max(len(self.node_types), 1)
         done: float = len(self.nodes_done)
         if self.node and self.node not in self.nodes_done and self.step is not None and self.steps:
             done += min(self.step / self.steps, 1.0)
-        return 1.0 if self.state.finished else min(done / total, 1.0)
+        prompts = max(len(self.prompt_ids), 1)
+        current = min(done / total, 1.0)
+        return 1.0 if self.state.finished else min((self.prompts_done + current) / prompts, 1.0)
+
+    @property
+    def open_prompts(self) -> list[str]:
+        """Prompt ids not finished yet, in run order."""
+        return self.prompt_ids[self.prompts_done :]
 
     def message(self) -> str:
         """A short sentence for people: what the job is doing right now."""
@@ -106,6 +119,7 @@ class Job:
         """A JSON-safe snapshot."""
         return {
             "job_id": self.id,
+            "prompt_ids": list(self.prompt_ids),  # ComfyUI's ids of its prompts (its queue, history)
             "tool": self.tool,
             "summary": self.summary,
             "state": self.state.value,
@@ -148,7 +162,7 @@ REMOVED_ERROR = {
 
 
 class JobRegistry:
-    """All jobs of this process, keyed by prompt id."""
+    """All jobs of this process, keyed by job id; ComfyUI's events find theirs by prompt id."""
 
     def __init__(
         self,
@@ -160,6 +174,7 @@ class JobRegistry:
         # every hot path touches only the first, pruning only the front of the second.
         self._active: dict[str, Job] = {}
         self._finished: OrderedDict[str, Job] = OrderedDict()
+        self._by_prompt: dict[str, str] = {}  # prompt id -> job id, for every retained job
         self._queue_view = queue_view
         self._keep_finished = keep_finished
         self._keep_seconds = keep_seconds
@@ -171,6 +186,11 @@ class JobRegistry:
 
     def get(self, job_id: str) -> Job | None:
         return self._active.get(job_id) or self._finished.get(job_id)
+
+    def of_prompt(self, prompt_id: str) -> Job | None:
+        """The job that queued ``prompt_id`` (None for prompts queued by anyone else)."""
+        job_id = self._by_prompt.get(prompt_id)
+        return self.get(job_id) if job_id is not None else None
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._active or job_id in self._finished
@@ -197,15 +217,24 @@ class JobRegistry:
 
     # -- life --
 
-    def create(self, job_id: str, tool: str, prompt: dict[str, Any], summary: str = "") -> Job:
-        """Register a job before its prompt goes on the queue (a tiny prompt finishes in ~1 ms)."""
-        node_types = {
-            str(node_id): str(node.get("class_type", "?"))
-            for node_id, node in prompt.items()
-            if isinstance(node, dict)
-        }
-        job = Job(id=job_id, tool=tool, node_types=node_types, summary=summary)
+    def create(
+        self,
+        job_id: str,
+        tool: str,
+        prompt: dict[str, Any],
+        summary: str = "",
+        prompt_ids: list[str] | None = None,
+    ) -> Job:
+        """Register a job before its prompts go on the queue (a tiny prompt finishes in ~1 ms).
+
+        ``prompt_ids``: the ids its prompts will have, in run order (default: one, the job id).
+        """
+        prompt_ids = list(prompt_ids or [job_id])
+        job = Job(
+            id=job_id, tool=tool, node_types=_node_types(prompt), summary=summary, prompt_ids=prompt_ids
+        )
         self._active[job_id] = job
+        self._by_prompt.update(dict.fromkeys(prompt_ids, job_id))
         self._changed(job)
         return job
 
@@ -213,15 +242,20 @@ class JobRegistry:
         """Forget a job that never reached the queue (ComfyUI refused its prompt); observers see it go."""
         job = self._active.pop(job_id, None)
         if job is not None:
+            self._forget_prompts(job)
             self._changed(job)
+
+    def _forget_prompts(self, job: Job) -> None:
+        for prompt_id in job.prompt_ids:
+            self._by_prompt.pop(prompt_id, None)
 
     def on_event(self, event: PromptEvent) -> None:
         """Apply one event from ComfyUI (called on the event loop)."""
         if event.kind == "queue_changed":
             self.queue_changed()
             return
-        job = self._active.get(str(event.prompt_id))
-        if job is None or job.state.finished:
+        job = self._active.get(self._by_prompt.get(str(event.prompt_id), ""))
+        if job is None or job.state.finished or str(event.prompt_id) not in job.open_prompts:
             return
         if event.kind == "started":
             self._start(job)
@@ -249,12 +283,15 @@ class JobRegistry:
 
     def on_done(self, outcome: PromptOutcome) -> None:
         """ComfyUI finished the prompt and wrote its history entry (called on the event loop)."""
-        job = self._active.get(outcome.prompt_id)
-        if job is None or job.state.finished:
+        job = self._active.get(self._by_prompt.get(outcome.prompt_id, ""))
+        if job is None or job.state.finished or outcome.prompt_id not in job.open_prompts:
             return
-        job.artifacts = list(outcome.artifacts)
+        job.artifacts.extend(outcome.artifacts)
         if job.error is None:
             job.error = outcome.error
+        if outcome.succeeded and job.error is None and outcome.prompt_id != job.prompt_ids[-1]:
+            self._next_prompt(job, outcome.prompt_id)
+            return
         if outcome.succeeded and job.error is None:
             state = JobState.SUCCEEDED
         elif job.error and job.error.get("type") == "interrupted":
@@ -263,6 +300,14 @@ class JobRegistry:
             state = JobState.FAILED
             job.error = job.error or {"type": "error", "message": "ComfyUI reported a failure"}
         self._finish(job, state)
+
+    def _next_prompt(self, job: Job, prompt_id: str) -> None:
+        # One of several prompts is done: the job goes on with the next one (its own nodes).
+        job.prompts_done = job.prompt_ids.index(prompt_id) + 1
+        job.nodes_done.clear()
+        job.node = None
+        job.step = job.steps = None
+        self._changed(job)
 
     def mark_cancelled(self, job_id: str) -> None:
         """The job was taken off the queue before it ran."""
@@ -307,8 +352,9 @@ class JobRegistry:
         order = {pid: i + 1 for i, pid in enumerate(pending)}
         running_ids = set(running)
         for job in waiting:
-            position = order.get(job.id)
-            if job.id in running_ids:
+            first = job.open_prompts[0] if job.open_prompts else job.id
+            position = order.get(first)
+            if first in running_ids:
                 self._start(job)
             elif position is None and self._removed(job):
                 job.error = dict(REMOVED_ERROR)
@@ -323,9 +369,9 @@ class JobRegistry:
     def _removed(self, job: Job) -> bool:
         # Neither pending nor running: removed, unless it already ran (its history exists; our
         # completion hook hands it over a moment later).
-        if not job.on_queue or self._finished_in_comfy is None:
+        if not job.on_queue or self._finished_in_comfy is None or not job.open_prompts:
             return False
-        return not self._finished_in_comfy(job.id)
+        return not self._finished_in_comfy(job.open_prompts[0])
 
     # -- internals --
 
@@ -360,7 +406,16 @@ class JobRegistry:
             oldest = next(iter(self._finished.values()))
             if len(self._finished) <= self._keep_finished and (oldest.finished or 0) >= cutoff:
                 break
-            self._finished.popitem(last=False)
+            _, gone = self._finished.popitem(last=False)
+            self._forget_prompts(gone)
+
+
+def _node_types(prompt: dict[str, Any]) -> dict[str, str]:
+    return {
+        str(node_id): str(node.get("class_type", "?"))
+        for node_id, node in prompt.items()
+        if isinstance(node, dict)
+    }
 
 
 def summarize(values: Iterable[tuple[str, Any]], limit: int = 120) -> str:

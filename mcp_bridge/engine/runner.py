@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..comfyui.backend import ComfyBackend, PromptOutcome
+from .ids import new_job_id
 from .jobs import Job, JobRegistry, JobState
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -30,9 +31,10 @@ POSITION_NOTICE_INTERVAL_S = 1.0
 class JobRunner:
     """Queue prompts on ComfyUI as jobs and follow them."""
 
-    def __init__(self, comfy: ComfyBackend, registry: JobRegistry) -> None:
+    def __init__(self, comfy: ComfyBackend, registry: JobRegistry, instance_id: str = "local") -> None:
         self.comfy = comfy
         self.registry = registry
+        self.instance_id = instance_id  # the owner part of the job ids made here
         self._deliveries: dict[str, Deliver] = {}
         self._settled: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -42,28 +44,39 @@ class JobRunner:
     async def submit(
         self,
         tool: str,
-        prompt: dict[str, Any],
+        prompt: dict[str, Any] | list[dict[str, Any]],
         summary: str = "",
         meta: dict[str, Any] | None = None,
         *,
         job_id: str | None = None,
         deliver: Deliver | None = None,
     ) -> Job:
-        """Register a job, then queue its prompt (raises ``PromptRejected``; nothing is queued then).
+        """Register a job, then queue its prompt, or its prompts in order when given a list (raises
+        ``PromptRejected``; nothing of the job stays queued then).
 
         ``deliver`` runs once when the job ends, whoever is (or is not) waiting for it; followers see
         the job settled only after it ran.
         """
-        job_id = job_id or str(uuid.uuid4())
-        job = self.registry.create(job_id, tool, prompt, summary)
+        prompts = prompt if isinstance(prompt, list) else [prompt]
+        if not prompts:
+            raise ValueError("a job needs at least one prompt")
+        job_id = job_id or new_job_id(self.instance_id)
+        prompt_ids = [str(uuid.uuid4()) for _ in prompts]
+        job = self.registry.create(job_id, tool, prompts[0], summary, prompt_ids)
         job.meta.update(meta or {})
         if deliver is not None:
             self._deliveries[job_id] = deliver
             self._settled[job_id] = asyncio.Event()
+        queued: list[str] = []
         try:
-            await self.comfy.enqueue(prompt, job_id)
+            for one, prompt_id in zip(prompts, prompt_ids, strict=True):
+                await self.comfy.enqueue(one, prompt_id)
+                queued.append(prompt_id)
         except BaseException:
-            self.comfy.unwatch(job_id)
+            for prompt_id in prompt_ids:
+                if prompt_id in queued:
+                    self.comfy.cancel(prompt_id)
+                self.comfy.unwatch(prompt_id)
             self._deliveries.pop(job_id, None)
             self._settled.pop(job_id, None)
             self.registry.discard(job_id)
@@ -77,11 +90,16 @@ class JobRunner:
         if job.state.finished:
             return "already_finished"
         job.cancel_requested = True
-        outcome = self.comfy.cancel(job.id)
-        if outcome == "removed":
-            self.comfy.unwatch(job.id)
+        # The last first: a pending prompt behind the running one must not start when it stops.
+        outcomes = [self.comfy.cancel(prompt_id) for prompt_id in reversed(job.open_prompts)]
+        if "interrupted" in outcomes:
+            return "interrupted"
+        if "removed" in outcomes:
+            for prompt_id in job.prompt_ids:
+                self.comfy.unwatch(prompt_id)
             self.registry.mark_cancelled(job.id)
-        return outcome
+            return "removed"
+        return "not_found"
 
     async def settled(self, job: Job, timeout: float = 60.0) -> None:
         """Wait until a finished job's delivery has run (at once when it has none or it ran)."""
@@ -96,7 +114,10 @@ class JobRunner:
         # Registry observer (on the loop): a job that just ended (done, cancelled, removed from
         # ComfyUI's queue) is no longer watched and gets its delivery, exactly once.
         if job.state.finished:
-            self.comfy.unwatch(job.id)
+            for prompt_id in job.open_prompts[1:]:  # a failed prompt ends its job: drop the rest
+                self.comfy.cancel(prompt_id)
+            for prompt_id in job.prompt_ids:
+                self.comfy.unwatch(prompt_id)
         if job.state.finished and job.id in self._deliveries:
             task = asyncio.get_running_loop().create_task(self._deliver(job, self._deliveries.pop(job.id)))
             self._tasks.add(task)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..comfyui.backend import ComfyBackend
+from ..engine.ids import parse_output_link
 from . import images
 from .paths import PathPolicy, PathRejected, protected_trees, safe_write
 
-RESOURCE_PREFIX = "comfy://output/"  # results link full images as RESOURCE_PREFIX + subfolder/name
+RESOURCE_PREFIX = "comfy://"  # results link full images as comfy://<instance>/output/<subfolder>/<name>
 STAGING_SUBFOLDER = "mcp"
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 _URL = re.compile(r"^[a-z][a-z0-9+.-]+://", re.IGNORECASE)  # http://, ftp://, file://, … (not C:\)
@@ -60,8 +61,9 @@ def _locate(
     value: str, input_dir: Path, output_dir: Path, read_roots: list[Path], protected: Sequence[str | Path]
 ) -> tuple[Path, str]:
     text = value.strip()
-    if text.startswith(RESOURCE_PREFIX):
-        rel = text[len(RESOURCE_PREFIX) :]
+    link = parse_output_link(text)  # comfy://output/... or comfy://<instance>/output/... (read here)
+    if link is not None:
+        rel = link[1]
         policy = PathPolicy([output_dir], deny=protected)
         try:
             return policy.resolve_input(rel, output_dir), "resource"

@@ -20,20 +20,20 @@ from urllib.parse import urlencode
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
+from ..engine.ids import output_link
 from ..engine.jobs import Job, JobState
 from ..services import Services
 from . import artifacts
 from .artifacts import Artifact, ArtifactInfo
 from .contact_sheet import within_budget
-from .inputs import RESOURCE_PREFIX
 from .paths import PathPolicy, PathRejected
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
 
-def output_uri(artifact: Artifact) -> str:
-    """The MCP resource URI of an artifact in ComfyUI's output folder."""
-    return RESOURCE_PREFIX + artifact.relative_path
+def output_uri(artifact: Artifact, instance: str) -> str:
+    """The MCP resource URI of an artifact in ``instance``'s output folder."""
+    return output_link(instance, artifact.relative_path)
 
 
 def view_path(artifact: Artifact) -> str:
@@ -75,11 +75,13 @@ def _prepare(path: Path, output_dir: str, artifact: Artifact, preview_side: int)
     return _Prepared(info, artifacts.preview(artifact, path, max_side=preview_side))
 
 
-def _file_entry(artifact: Artifact, info: ArtifactInfo | None, saved_path: str | None) -> dict[str, Any]:
+def _file_entry(
+    artifact: Artifact, info: ArtifactInfo | None, saved_path: str | None, instance: str
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "filename": artifact.filename,
         "subfolder": artifact.subfolder,
-        "uri": output_uri(artifact),
+        "uri": output_uri(artifact, instance),
         "view_url": view_path(artifact),
         "kind": artifact.kind,
         "mime_type": artifact.mime_type,
@@ -159,7 +161,7 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
     content: list[Any] = []
     files: list[dict[str, Any]] = []
     for artifact, ready, saved_path in zip(found, prepared, saved, strict=True):
-        entry = _file_entry(artifact, ready.info, saved_path)
+        entry = _file_entry(artifact, ready.info, saved_path, services.runner.instance_id)
         files.append(entry)
         if ready.preview is not None:
             data = base64.b64encode(ready.preview.data).decode()

@@ -29,6 +29,7 @@ from ..comfyui.backend import ComfyBackend
 from ..config import Settings
 from ..media.artifacts import mime_for
 from ..media.inputs import RESOURCE_PREFIX
+from ..peers import Peers, forwarded_by
 from ..tools.toolset import Toolset
 from ..version import __version__
 from .apps import bind_result_view
@@ -57,6 +58,11 @@ class ServerInfo(BaseModel):
     device: str = Field(description="The torch device ComfyUI computes on, e.g. cpu or cuda:0")
     queue_length: int = Field(description="Prompts running or waiting in ComfyUI's queue")
     mcp_sdk_version: str = Field(description="Version of the MCP Python SDK serving this connection")
+    instance_id: str | None = Field(None, description="This instance's id (the prefix of its job ids)")
+    peers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Other instances behind the same URL: id, url, answers (bool), queue_length, latency_ms",
+    )
 
 
 @functools.cache
@@ -130,6 +136,7 @@ def create_mcp_server(
     toolset: Toolset | None = None,
     comfy: ComfyBackend | None = None,
     view_tools: Collection[str] = (),
+    peers: Peers | None = None,
 ) -> BridgeMCPServer:
     """Build the bridge's MCP server: its own tools first, then those of ``toolset``.
 
@@ -137,7 +144,7 @@ def create_mcp_server(
     named in ``view_tools`` carry the result view (MCP Apps, :mod:`.apps`).
     """
     settings = settings or Settings()
-    own = server_tools(settings, comfy)
+    own = server_tools(settings, comfy, peers)
     tools = [*own.tools, *(toolset.tools if toolset else [])]
     view = bind_result_view(tools, view_tools)
     live = LiveTools()
@@ -158,7 +165,9 @@ def create_mcp_server(
     return mcp
 
 
-def server_tools(settings: Settings, comfy: ComfyBackend | None = None) -> Toolset:
+def server_tools(
+    settings: Settings, comfy: ComfyBackend | None = None, peers: Peers | None = None
+) -> Toolset:
     """get_server_info, and the diagnostic tools when ``debug_tools`` is on."""
     mcp = Toolset()
 
@@ -166,9 +175,13 @@ def server_tools(settings: Settings, comfy: ComfyBackend | None = None) -> Tools
         title="ComfyUI server info",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
-    async def get_server_info() -> ServerInfo:
-        """Report the bridge and ComfyUI versions, the compute device, and how many prompts are queued."""
+    async def get_server_info(ctx: Context | None = None) -> ServerInfo:
+        """Report the bridge and ComfyUI versions, the compute device, and how many prompts are queued;
+        with peers (several instances behind one URL), whether each answers and its queue length."""
+        asked_by_peer = forwarded_by(ctx.headers if ctx is not None else None)
         return ServerInfo(
+            instance_id=peers.own_id if peers else None,
+            peers=await peers.status() if peers and not asked_by_peer else [],
             bridge_version=__version__,
             comfyui_version=comfy.comfyui_version() if comfy else None,
             device=comfy.device_name() if comfy else "unknown",

@@ -7,20 +7,23 @@ All read ComfyUI in-process: no HTTP, no WebSocket.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..engine.ids import output_link
 from ..media.artifacts import MIME_BY_EXTENSION, OCTET_STREAM, mime_for
-from ..media.inputs import RESOURCE_PREFIX
 from ..media.paths import PathPolicy, PathRejected
 from ..media.results import view_url_of
+from ..peers import PeerError
 from ..services import Services
 from .toolset import Toolset
 from .workflows import available_preprocessors
 
+Reader = Callable[..., Awaitable[bytes]]
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
@@ -44,7 +47,7 @@ def _names(values: list[str]) -> NameList:
     return NameList(names=values, count=len(values))
 
 
-def read_output(relative: str, out: str, max_bytes: int) -> tuple[bytes, str]:
+def read_output(relative: str, out: str, max_bytes: int, uri: str = "") -> tuple[bytes, str]:
     """Bytes and MIME type of a file in ComfyUI's output folder (containment checked, size capped)."""
     try:
         path = PathPolicy([out], suffixes=MIME_BY_EXTENSION).resolve_input(relative, out)
@@ -55,7 +58,7 @@ def read_output(relative: str, out: str, max_bytes: int) -> tuple[bytes, str]:
     if len(data) > max_bytes:
         size = path.stat().st_size
         raise ResourceError(
-            f"{RESOURCE_PREFIX}{relative} is {size} bytes, more than resources/read sends "
+            f"{uri or relative} is {size} bytes, more than resources/read sends "
             f"(max_resource_read_bytes = {max_bytes}); fetch it from ComfyUI's own "
             f"{view_url_of(relative)} instead"
         )
@@ -102,28 +105,43 @@ def register(tools: Toolset, services: Services) -> None:
 
 
 def register_resources(mcp: MCPServer, services: Services) -> None:
-    """Add the ``comfy://output/...`` resource templates to ``mcp``."""
+    """Add the ``comfy://`` output resource templates to ``mcp``: the links results carry,
+    ``comfy://<instance>/output/...`` (another instance's are read from it), and the older
+    ``comfy://output/...`` (this instance's)."""
 
-    @mcp.resource(
-        "comfy://output/{filename}",
-        name="output-image",
-        mime_type=OCTET_STREAM,  # each read carries the file's own type (mcp_server.BridgeMCPServer)
-        description="A full-size output file (image, animation or video) from ComfyUI's output folder",
+    def template(uri: str, name: str, description: str) -> Callable[[Reader], Reader]:
+        # Each read carries the file's own MIME type (mcp_server.BridgeMCPServer).
+        return mcp.resource(uri, name=name, mime_type=OCTET_STREAM, description=description)
+
+    @template(
+        "comfy://output/{filename}", "output-image", "A full-size output file (image, animation, video)"
     )
     async def output_image(filename: str) -> bytes:
         return await _read(services, filename)
 
-    @mcp.resource(
-        "comfy://output/{subfolder}/{filename}",
-        name="output-image-in-subfolder",
-        mime_type=OCTET_STREAM,
-        description="A full-size output file in a subfolder of ComfyUI's output folder (bridge: mcp/)",
-    )
+    @template("comfy://output/{subfolder}/{filename}", "output-image-in-subfolder", "One in a subfolder")
     async def output_image_in_subfolder(subfolder: str, filename: str) -> bytes:
         return await _read(services, f"{subfolder}/{filename}")
 
+    @template("comfy://{instance}/output/{filename}", "instance-output", "An output file of one instance")
+    async def instance_output(instance: str, filename: str) -> bytes:
+        return await _read(services, filename, instance)
 
-async def _read(services: Services, relative: str) -> bytes:
+    @template(
+        "comfy://{instance}/output/{subfolder}/{filename}", "instance-output-in-subfolder", "In a subfolder"
+    )
+    async def instance_output_in_subfolder(instance: str, subfolder: str, filename: str) -> bytes:
+        return await _read(services, f"{subfolder}/{filename}", instance)
+
+
+async def _read(services: Services, relative: str, instance: str | None = None) -> bytes:
+    own = services.runner.instance_id
+    uri = output_link(instance, relative) if instance is not None else f"comfy://output/{relative}"
+    if instance is not None and instance != own:
+        try:
+            return await services.peers.read_resource(services.peers.get(instance, uri), uri)
+        except PeerError as exc:
+            raise ResourceError(str(exc)) from None
     out, cap = services.comfy.output_directory(), services.settings.max_resource_read_bytes
-    data, _mime = await asyncio.to_thread(read_output, relative, out, cap)
+    data, _mime = await asyncio.to_thread(read_output, relative, out, cap, uri)
     return data

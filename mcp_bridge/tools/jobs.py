@@ -3,19 +3,53 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import Field
 
+from ..engine.ids import parse_job_id
 from ..engine.jobs import Job, JobState
 from ..media.results import present_job
+from ..peers import PeerError, forwarded_by
 from ..services import Services
 from .toolset import Toolset
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+# Mirrored into an ``Mcp-Param-Job-Id`` header by 2026-07-28 clients: a balancer routes on its prefix.
+JobId = Annotated[
+    str,
+    Field(
+        description="The job id a generation tool returned (it names the instance that runs the job)",
+        json_schema_extra={"x-mcp-header": "Job-Id"},
+    ),
+]
+
+
+async def forward_if_remote(
+    services: Services, ctx: Context | None, tool: str, arguments: dict[str, Any], wait_s: float = 0.0
+) -> CallToolResult | None:
+    """The answer of the instance that owns ``arguments["job_id"]`` when that is a peer, else None.
+
+    A request that was itself forwarded is answered here (never forwarded twice).
+    """
+    handle = parse_job_id(str(arguments["job_id"]))
+    own = services.runner.instance_id
+    if handle.instance is None or handle.instance == own:
+        return None
+    what = f"Job {handle.text[:80]!r}"
+    if forwarded_by(ctx.headers if ctx is not None else None):
+        raise ToolError(f"{what} belongs to instance {handle.instance!r}, not this one ({own!r}).")
+    try:
+        peer = services.peers.get(handle.instance, what)
+        report = ctx.report_progress if ctx is not None else None
+        return await services.peers.call_tool(peer, tool, arguments, wait_s, report)
+    except PeerError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def job_or_error(services: Services, job_id: str) -> Job:
@@ -90,12 +124,15 @@ def register(tools: Toolset, services: Services) -> None:
     """Add the job and queue tools."""
 
     @tools.tool(annotations=READ_ONLY)
-    async def get_job(job_id: str) -> CallToolResult:
+    async def get_job(job_id: JobId, ctx: Context | None = None) -> CallToolResult:
         """State of a job started by a generation tool: queued/running (with progress) or its result.
 
         Returns immediately. A finished job returns the same result as the original call (images,
         previews, files).
         """
+        remote = await forward_if_remote(services, ctx, "get_job", {"job_id": job_id})
+        if remote is not None:
+            return remote
         job = job_or_error(services, job_id)
         if not job.state.finished:
             return pending_result(job)
@@ -103,26 +140,37 @@ def register(tools: Toolset, services: Services) -> None:
         return await present_job(services, job)
 
     @tools.tool(annotations=READ_ONLY)
-    async def wait_job(job_id: str, timeout_s: float = 30.0, ctx: Context | None = None) -> CallToolResult:
+    async def wait_job(job_id: JobId, timeout_s: float = 30.0, ctx: Context | None = None) -> CallToolResult:
         """Wait for a job to finish (at most timeout_s seconds, capped by the server) and return its result.
 
         Sends progress notifications while waiting. If it is still running afterwards, returns its state;
         call wait_job again.
         """
-        job = job_or_error(services, job_id)
         if not (timeout_s == timeout_s and 0 <= timeout_s):  # NaN or negative
             raise ToolError("timeout_s must be a number of seconds >= 0.")
         wait = min(timeout_s, services.settings.call_wait_s)
+        remote = await forward_if_remote(
+            services, ctx, "wait_job", {"job_id": job_id, "timeout_s": wait}, wait
+        )
+        if remote is not None:
+            return remote
+        job = job_or_error(services, job_id)
         return await follow_job(services, job, ctx, wait, cancel_on_abort=False)
 
     @tools.tool(
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
     )
-    async def cancel_job(job_id: str) -> dict[str, Any]:
+    async def cancel_job(job_id: JobId, ctx: Context | None = None) -> dict[str, Any]:
         """Cancel a job started through this server: removed if still queued, interrupted if running.
 
         Never touches prompts queued by anyone else.
         """
+        remote = await forward_if_remote(services, ctx, "cancel_job", {"job_id": job_id}, 10.0)
+        if remote is not None:
+            if remote.is_error or remote.structured_content is None:
+                raise ToolError(" ".join(c.text for c in remote.content if isinstance(c, TextContent)))
+            answer: dict[str, Any] = remote.structured_content
+            return answer
         job = job_or_error(services, job_id)
         outcome = services.runner.cancel(job)
         if outcome == "interrupted":
@@ -136,7 +184,7 @@ def register(tools: Toolset, services: Services) -> None:
         view = services.comfy.queue_view()
 
         def describe(prompt_id: str, position: int | None) -> dict[str, Any]:
-            job = services.registry.get(prompt_id)
+            job = services.registry.of_prompt(prompt_id)
             if job is None:  # queued through ComfyUI's own API: its prompt id is no job handle here
                 entry: dict[str, Any] = {"prompt_id": prompt_id, "ours": False}
             elif is_mine(job, ctx):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
 from ..comfyui.backend import PromptRejected
+from ..engine.ids import new_job_id
 from ..engine.jobs import Job, summarize
 from ..media.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
 from ..media.masks import make_mask
@@ -117,13 +117,13 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
         more = {
             i.slot: [f.name for f in frames[i.name][1:]] for i in spec.inputs if i.slot and i.name in frames
         }
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id(services.runner.instance_id)
         try:
             prompt = build_prompt(
                 spec.template,
                 values,
                 loras,
-                filename_prefix=f"mcp/{job_id}",
+                filename_prefix="mcp/" + job_id.replace(".", "_"),  # names allow no dots
                 controls=steps,
                 more_images=more,
                 control_target=next((i.conditioning for i in spec.of_kind("controlnets")), None),

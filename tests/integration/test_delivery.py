@@ -275,7 +275,9 @@ async def test_output_path_is_written_when_the_job_ends_though_the_client_left(
     )
     job_id = handle.structured_content["job_id"]
     assert not target.exists()
-    entry = wait_in_history(comfy, job_id)
+    (prompt_id,) = handle.structured_content["prompt_ids"]
+    assert prompt_id != job_id
+    entry = wait_in_history(comfy, prompt_id)
     assert entry["status"]["status_str"] == "success"
     wait_for(target.exists)
     with Image.open(target) as im:
@@ -308,9 +310,9 @@ async def test_a_failed_output_write_is_an_error_leaves_no_temp_file_and_is_logg
         result = await finished(client, handle)
     assert result.is_error, text(result)
     message = text(result)
-    assert "could not write output_path" in message and "comfy://output/" in message
+    assert "could not write output_path" in message and "/output/mcp/" in message
     links = [b for b in result.content if isinstance(b, ResourceLink)]
-    assert links and str(links[0].uri).startswith("comfy://output/mcp/")
+    assert links and "/output/mcp/" in str(links[0].uri)
     assert set(folder.iterdir()) == before  # no file, no temporary file
     wait_for(lambda: job_id in comfy.log_text())
     assert sum(job_id in line and "could not write" in line for line in comfy.log_text().splitlines()) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 from aiohttp import web
+from mcp.server.mcpserver import MCPServer
 
 from mcp_bridge import config
 from mcp_bridge.server import mcp_server, transport
@@ -61,11 +62,16 @@ async def bare_server(
     listen: str = "127.0.0.1",
     cors_origin: str | None = None,
     config_error: str | None = None,
+    mcp: MCPServer | None = None,
+    extra: web.RouteTableDef | None = None,
 ) -> AsyncIterator[Bare]:
-    """Serve the MCP routes (and their /api twins) on a free loopback port."""
+    """Serve the MCP routes (and their /api twins) on a free loopback port (``mcp``: this server
+    instead of the bridge's own tools only; ``extra``: more routes)."""
     settings = settings or config.Settings(debug_tools=True)
-    mcp = mcp_server.create_mcp_server(settings)
+    mcp = mcp or mcp_server.create_mcp_server(settings)
     app = web.Application()
+    if extra is not None:
+        app.add_routes(extra)
     options = Options(str(user_dir), listen=listen, cors_origin=cors_origin)
     mcp_transport = transport.create_transport(mcp, options, settings, config_error=config_error)
     routes = web.RouteTableDef()

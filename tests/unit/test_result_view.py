@@ -134,9 +134,14 @@ async def test_save_output_writes_a_result_under_the_output_path_rules(tmp_path:
             "save_output", {"uri": "comfy://output/other.png", "output_path": "x.png"}
         )
         escape = await client.call_tool("save_output", {"uri": uri, "output_path": "../fox.png"})
+        peer = await client.call_tool(
+            "save_output", {"uri": "comfy://zz9/output/fox.png", "output_path": "y.png"}
+        )
         target = Path(services.comfy.output_directory()) / "kept" / "fox.webp"
     assert not saved.is_error and str(target.resolve()) in saved.content[0].text  # type: ignore[union-attr]
     assert target.read_bytes()[8:12] == b"WEBP"
     assert again.is_error and "already exists" in again.content[0].text  # type: ignore[union-attr]
     assert unknown.is_error and "not a result of this server" in unknown.content[0].text  # type: ignore[union-attr]
     assert escape.is_error and "output_path" in escape.content[0].text  # type: ignore[union-attr]
+    assert peer.is_error and "instance 'zz9'" in peer.content[0].text  # type: ignore[union-attr]
+    assert "peers" in peer.content[0].text  # type: ignore[union-attr]

@@ -77,7 +77,8 @@ async def test_generate_image_fills_the_workflow_chains_loras_and_returns_previe
         loras = [{"name": "b.safetensors", "strength_model": 0.5}, {"name": "a.safetensors"}]
         result = await client.call_tool("generate_image", {**BASE, "batch_size": 2, "loras": loras})
         assert not result.is_error, text(result)
-        ((job_id, prompt),) = fake(services).queued
+        ((_prompt_id, prompt),) = fake(services).queued
+    job_id = result.structured_content["job_id"]  # type: ignore[index]
     by_class: dict[str, list[dict[str, Any]]] = {}
     for node in prompt.values():
         by_class.setdefault(node["class_type"], []).append(node["inputs"])
@@ -85,7 +86,8 @@ async def test_generate_image_fills_the_workflow_chains_loras_and_returns_previe
     assert (sampler["seed"], sampler["steps"], sampler["sampler_name"]) == (7, 2, "euler_ancestral")
     assert [lora["lora_name"] for lora in by_class["LoraLoader"]] == ["b.safetensors", "a.safetensors"]
     assert by_class["CheckpointLoaderSimple"][0]["ckpt_name"] == "tiny.safetensors"  # the only one installed
-    assert by_class["SaveImage"][0]["filename_prefix"] == f"mcp/{job_id}"
+    assert job_id.startswith(services.runner.instance_id + ".")
+    assert by_class["SaveImage"][0]["filename_prefix"] == "mcp/" + job_id.replace(".", "_")
     data = result.structured_content
     assert (
         data is not None
@@ -97,7 +99,8 @@ async def test_generate_image_fills_the_workflow_chains_loras_and_returns_previe
     previews = [b for b in result.content if isinstance(b, ImageContent)]
     links = [b for b in result.content if isinstance(b, ResourceLink)]
     assert len(previews) == len(links) == len(data["images"]) == 2
-    assert all(str(link.uri).startswith(f"comfy://output/mcp/{job_id}") for link in links)
+    prefix = f"comfy://{services.runner.instance_id}/output/mcp/" + job_id.replace(".", "_")
+    assert all(str(link.uri).startswith(prefix) for link in links)
 
 
 @pytest.mark.parametrize(
@@ -214,7 +217,7 @@ async def test_a_failed_write_is_an_error_with_the_link_of_what_comfyui_saved(tm
         fake(services).release()
         result = await call
     assert result.is_error
-    assert "could not write output_path" in text(result) and "comfy://output/mcp/" in text(result)
+    assert "could not write output_path" in text(result) and "/output/mcp/" in text(result)
     assert [b for b in result.content if isinstance(b, ResourceLink)]
     assert result.structured_content is not None and result.structured_content["save_error"]
 
