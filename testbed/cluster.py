@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed.server import LATEST, VERSIONS, ComfyServer, free_port
@@ -90,9 +89,10 @@ class Cluster:
         """Start both ComfyUIs (side by side), then HAProxy; wait until it serves the health route."""
         haproxy_version()
         try:
-            with ThreadPoolExecutor(len(self.instances)) as pool:
-                for started in [pool.submit(server.start, timeout) for server in self.instances.values()]:
-                    started.result()
+            for server in self.instances.values():
+                server.start(wait=False)
+            for server in self.instances.values():
+                server.wait_ready(timeout)
             self.config_path.write_text(
                 render_config(self.front_port, {i: s.port for i, s in self.instances.items()})
             )

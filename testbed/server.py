@@ -139,8 +139,10 @@ class ComfyServer:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 120.0) -> ComfyServer:
-        """Start ComfyUI and wait until the extension's health route answers."""
+    def start(self, timeout: float = 120.0, *, wait: bool = True) -> ComfyServer:
+        """Start ComfyUI and wait until the extension's health route answers (``wait=False``: call
+        :meth:`wait_ready` later, e.g. after starting others; the process must be started, and
+        waited on, from the main thread: it is stopped when the thread that started it ends)."""
         tree = comfyui_dir(self.version)
         if not (tree / "main.py").is_file():
             raise RuntimeError(f"ComfyUI {self.version} is not installed at {tree}: run testbed/install.sh")
@@ -165,10 +167,12 @@ class ComfyServer:
             stdin=subprocess.DEVNULL,
             preexec_fn=_detach_and_follow_parent,  # noqa: PLW1509 - no threads are started before this
         )
-        self._wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until the extension's health route answers (stops the server and raises after ``timeout``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None

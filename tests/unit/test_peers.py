@@ -215,3 +215,10 @@ async def test_server_info_and_queue_status_say_which_peers_answer_and_how_busy_
         {"id": "b", "answers": True, "queue_length": 3},
         {"id": "c", "answers": False, "queue_length": None},
     ]
+
+
+async def test_job_id_is_marked_for_the_mcp_param_job_id_header(tmp_path: Path) -> None:
+    async with instance(tmp_path, "a", {}) as a, Client(build_mcp(a)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for name in ("get_job", "wait_job", "cancel_job"):
+        assert tools[name].input_schema["properties"]["job_id"]["x-mcp-header"] == "Job-Id", name
