@@ -17,6 +17,7 @@ from .engine import ids
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
 from .media.housekeeping import tidy
+from .media.prepare import EarlyPreviews
 from .peers import Peers, parse_peers
 from .server import mcp_server, panel, transport
 from .server.apps import view_tool_names
@@ -66,6 +67,7 @@ def build_services(server: Any) -> Services:
         specs=specs,
         param_models=param_models(settings, specs, comfy),
         settings_error=settings_error,
+        previews=EarlyPreviews(comfy).attach(registry),
     )
 
 

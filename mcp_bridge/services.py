@@ -8,6 +8,7 @@ from .comfyui.backend import ComfyBackend
 from .config import Settings
 from .engine.jobs import JobRegistry
 from .engine.runner import JobRunner
+from .media.prepare import EarlyPreviews
 from .peers import Peers
 from .tools.library import ParamModels, SpecLibrary
 
@@ -24,3 +25,4 @@ class Services:
     param_models: ParamModels
     settings_error: str | None = None  # why the settings file was refused (defaults then apply)
     peers: Peers = field(default_factory=lambda: Peers("local", {}))  # other instances (issue 16)
+    previews: EarlyPreviews | None = None  # result files prepared from their executed events on

@@ -207,15 +207,23 @@ def artifacts_from_history(entry: dict[str, Any] | None) -> list[Artifact]:
         return []
     found: list[Artifact] = []
     for node_id, node_output in outputs.items():
-        if not isinstance(node_output, dict):
-            continue
-        animated = _flag(node_output.get("animated"))
-        for key, is_animated in (("images", animated), ("gifs", True)):
-            records = node_output.get(key)
-            for record in records if isinstance(records, (list, tuple)) else ():
-                artifact = _artifact(str(node_id), record, is_animated)
-                if artifact is not None:
-                    found.append(artifact)
+        found.extend(node_artifacts(str(node_id), node_output))
+    return found
+
+
+def node_artifacts(node_id: str, node_output: Any) -> list[Artifact]:
+    """The files of one output node's UI output: a history entry's ``outputs[node]``, which is also the
+    ``output`` of its ``executed`` event. Malformed records are skipped."""
+    if not isinstance(node_output, dict):
+        return []
+    found: list[Artifact] = []
+    animated = _flag(node_output.get("animated"))
+    for key, is_animated in (("images", animated), ("gifs", True)):
+        records = node_output.get(key)
+        for record in records if isinstance(records, (list, tuple)) else ():
+            artifact = _artifact(node_id, record, is_animated)
+            if artifact is not None:
+                found.append(artifact)
     return found
 
 
@@ -306,6 +314,7 @@ def read_event(event: str, data: dict[str, Any]) -> PromptEvent | None:
         step=int(step or 0) if kind == "progress" else None,
         steps=int(steps or 0) if kind == "progress" else None,
         error=_error_from(event, data) if kind in ("failed", "interrupted") else None,
+        artifacts=tuple(node_artifacts(str(node), data.get("output"))) if kind == "executed" else (),
     )
 
 

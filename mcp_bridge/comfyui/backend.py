@@ -46,6 +46,7 @@ class PromptEvent:
     step: int | None = None  # progress of the current node
     steps: int | None = None
     error: dict[str, Any] | None = None  # failed/interrupted: {type, message, node_id, node_type}
+    artifacts: tuple[Artifact, ...] = ()  # executed: the files the output node wrote (as in history)
 
 
 @dataclass(frozen=True)

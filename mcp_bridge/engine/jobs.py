@@ -40,6 +40,7 @@ class JobState(str, Enum):
 
 
 Listener = Callable[["Job"], None]
+OutputListener = Callable[["Job", tuple[Artifact, ...]], None]
 
 
 @dataclass
@@ -179,6 +180,7 @@ class JobRegistry:
         self._keep_finished = keep_finished
         self._keep_seconds = keep_seconds
         self._observers: list[Listener] = []
+        self._output_observers: list[OutputListener] = []
         self._finished_in_comfy: Callable[[str], bool] | None = None
         self._refresh_scheduled = False
 
@@ -207,6 +209,11 @@ class JobRegistry:
         """Call ``observer(job)`` after any job changes (the status panel)."""
         self._observers.append(observer)
         return lambda: self._observers.remove(observer) if observer in self._observers else None
+
+    def observe_outputs(self, observer: OutputListener) -> None:
+        """Call ``observer(job, artifacts)`` when an output node of a job's prompt reports the files it
+        wrote (its ``executed`` event, before the prompt ends)."""
+        self._output_observers.append(observer)
 
     def detect_removals(self, finished_in_comfy: Callable[[str], bool]) -> None:
         """Cancel a queued job whose prompt left ComfyUI's queue without running (someone removed it).
@@ -275,6 +282,8 @@ class JobRegistry:
         elif event.kind == "executed":
             if event.node is not None:
                 job.nodes_done.add(event.node)
+            if event.artifacts:
+                self._outputs_seen(job, event.artifacts)
         elif event.kind in ("failed", "interrupted"):
             job.error = event.error
         else:
@@ -392,6 +401,13 @@ class JobRegistry:
         self._finished[job.id] = job
         self._prune()
         self._changed(job)
+
+    def _outputs_seen(self, job: Job, artifacts: tuple[Artifact, ...]) -> None:
+        for observer in self._output_observers:
+            try:
+                observer(job, artifacts)
+            except Exception:  # noqa: BLE001 - an early preview is an optimisation, never an error
+                log.exception("mcp-bridge: output observer failed")
 
     def _changed(self, job: Job) -> None:
         for listener in (*job._listeners, *self._observers):

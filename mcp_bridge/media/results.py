@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,10 +21,9 @@ from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from ..engine.ids import output_link
 from ..engine.jobs import Job, JobState
 from ..services import Services
-from . import artifacts
 from .artifacts import Artifact, ArtifactInfo
 from .contact_sheet import within_budget
-from .paths import PathPolicy, PathRejected
+from .prepare import PREVIEW_SIDE, prepared
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -49,30 +46,6 @@ def view_url_of(relative: str) -> str:
 
 def _view(filename: str, subfolder: str, folder_type: str) -> str:
     return "/view?" + urlencode({"filename": filename, "subfolder": subfolder, "type": folder_type})
-
-
-def locate(path: Path, output_dir: str) -> Path:
-    """``path`` (where ComfyUI wrote an artifact) checked to lie inside its output folder, links
-    resolved: a node reporting ``../`` names cannot make a result read other files (``PathRejected``)."""
-    policy = PathPolicy([output_dir], suffixes=artifacts.MIME_BY_EXTENSION)
-    return policy.resolve_input(str(path), output_dir)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    info: ArtifactInfo | None  # None: the file is gone or outside the output folder
-    preview: artifacts.Preview | None
-
-
-def _prepare(path: Path, output_dir: str, artifact: Artifact, preview_side: int) -> _Prepared:
-    # Runs in a worker thread: check the file, measure it, make its preview.
-    try:
-        path = locate(path, output_dir)
-        info = artifacts.describe(artifact, path)
-    except (PathRejected, OSError) as exc:
-        log.warning("mcp-bridge: output %s cannot be read: %s", artifact.relative_path, exc)
-        return _Prepared(None, None)
-    return _Prepared(info, artifacts.preview(artifact, path, max_side=preview_side))
 
 
 def _file_entry(
@@ -142,17 +115,15 @@ def failure_message(job: Job) -> str:
     return f"ComfyUI failed{where}: {err.get('type', 'error')}: {err.get('message', 'unknown error')}"
 
 
-async def present_job(services: Services, job: Job, preview_side: int = 512) -> CallToolResult:
+async def present_job(services: Services, job: Job, preview_side: int = PREVIEW_SIDE) -> CallToolResult:
     """The tool result of a finished job (raises ``ToolError`` for failed/cancelled jobs)."""
     if not job.state.finished:
         raise RuntimeError("present_job needs a finished job")
     if job.state is not JobState.SUCCEEDED:
         raise ToolError(failure_message(job))
     found = [a for a in job.artifacts if a.folder_type == "output"]  # temp previews are not results
-    comfy, out = services.comfy, services.comfy.output_directory()
-    prepared = await asyncio.gather(
-        *(asyncio.to_thread(_prepare, comfy.file_path(a), out, a, preview_side) for a in found)
-    )
+    early = services.previews.take(job.id) if services.previews is not None else {}
+    ready_files = await prepared(services.comfy, found, preview_side, early)
     delivery = job.delivery
     written: list[str] = list(getattr(delivery, "written", None) or [])
     saved: list[str | None] = [*written, *([None] * (len(found) - len(written)))][: len(found)]
@@ -160,7 +131,7 @@ async def present_job(services: Services, job: Job, preview_side: int = 512) -> 
 
     content: list[Any] = []
     files: list[dict[str, Any]] = []
-    for artifact, ready, saved_path in zip(found, prepared, saved, strict=True):
+    for artifact, ready, saved_path in zip(found, ready_files, saved, strict=True):
         entry = _file_entry(artifact, ready.info, saved_path, services.runner.instance_id)
         files.append(entry)
         if ready.preview is not None:

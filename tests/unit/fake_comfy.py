@@ -29,6 +29,7 @@ from mcp_bridge.config import Settings
 from mcp_bridge.engine.jobs import JobRegistry
 from mcp_bridge.engine.runner import JobRunner
 from mcp_bridge.media.artifacts import Artifact, kind_for, mime_for
+from mcp_bridge.media.prepare import EarlyPreviews
 from mcp_bridge.services import Services
 
 # Node inputs the shipped specs use, as ComfyUI 0.3.x declares them (bounds the compiler narrows with).
@@ -180,6 +181,9 @@ class FakeComfy:
         for node_id in prompt:
             self.on_event(PromptEvent("executing", prompt_id, node=node_id))
         artifacts = await asyncio.to_thread(self._write_outputs, prompt)
+        for node_id in dict.fromkeys(a.node_id for a in artifacts):  # as ComfyUI: files before the end
+            mine = tuple(a for a in artifacts if a.node_id == node_id)
+            self.on_event(PromptEvent("executed", prompt_id, node=node_id, artifacts=mine))
         self.on_done(PromptOutcome(prompt_id, succeeded=True, artifacts=tuple(artifacts)))
 
     def _write_outputs(self, prompt: dict[str, Any]) -> list[Artifact]:
@@ -228,4 +232,6 @@ async def fake_services(root: Path, settings: Settings | None = None, **fake: An
     runner = JobRunner(comfy, registry)
     comfy.on_event, comfy.on_done = registry.on_event, runner.on_done
     specs = load_tool_specs(settings, comfy)
-    yield Services(comfy, registry, runner, settings, specs, param_models(settings, specs, comfy))
+    previews = EarlyPreviews(comfy).attach(registry)
+    models = param_models(settings, specs, comfy)
+    yield Services(comfy, registry, runner, settings, specs, models, previews=previews)
