@@ -23,6 +23,16 @@ async def execution(http: aiohttp.ClientSession, url: str, prompt_id: str) -> tu
     return stamps(entry)
 
 
+async def entry_of(http: aiohttp.ClientSession, url: str, workflow: dict[str, Any]) -> dict[str, Any]:
+    """ComfyUI's history entry of the latest prompt that ran ``workflow`` (job ids are not prompt ids)."""
+    async with http.get(f"{url}/history", params={"max_items": "8"}) as resp:
+        entries = await resp.json()
+    for entry in reversed(list(entries.values())):
+        if entry["prompt"][2] == workflow:
+            return dict(entry)
+    raise LookupError("no history entry runs this workflow")
+
+
 def stamps(entry: dict[str, Any]) -> tuple[float, float]:
     """``(execution_start, execution_success)`` of a history entry, epoch seconds (ms resolution)."""
     found = {name: data.get("timestamp") for name, data in entry["status"]["messages"]}

@@ -39,7 +39,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import execution, quantiles, stamps  # noqa: E402
+from bench._common import entry_of, quantiles, stamps  # noqa: E402
 from testbed.mcp_client import WAYS, connect  # noqa: E402
 from testbed.sample_workflows import empty_image, txt2img  # noqa: E402
 from testbed.server import EXTENSION_DIR_NAME, LATEST, VERSIONS, ComfyServer  # noqa: E402
@@ -117,7 +117,7 @@ async def mcp_call(
     data = result.structured_content or {}
     assert not result.is_error and data.get("state") == "succeeded", result.content
     assert any(c.type == "image" for c in result.content), "no preview in the result"
-    start, end = await execution(http, url, str(data["job_id"]))
+    start, end = stamps(await entry_of(http, url, workflow))
     return Sample(wall - (end - start), returned - end, notices)
 
 
