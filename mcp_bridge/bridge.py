@@ -33,6 +33,8 @@ from .tools.pipeline import add_spec_tool
 from .tools.published import Published, folder_for
 from .tools.published import register as register_published
 from .tools.toolset import Toolset
+from .tools.video import add_video_tool, load_video_catalog
+from .tools.video import compiler as video_compiler
 from .version import __version__
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -179,9 +181,11 @@ def build_mcp(services: Services, published: Published | None = None) -> MCPServ
 def build_tools(services: Services, published: Published | None = None) -> Toolset:
     """Every tool the bridge serves, in the order ``tools/list`` shows them."""
     toolset = Toolset()
-    tools_catalog.register(toolset, services)
+    videos = load_video_catalog(services.comfy.node_class_names(), video_compiler(services))
+    tools_catalog.register(toolset, services, videos)
     for name, spec in services.specs.specs.items():
         add_spec_tool(toolset, services, spec, services.param_models[name])
+    add_video_tool(toolset, services, videos)
     add_batch_tool(toolset, services)
     tools_jobs.register(toolset, services)
     tools_saving.register(toolset, services)

@@ -21,6 +21,7 @@ from ..media.results import view_url_of
 from ..peers import PeerError
 from ..services import Services
 from .toolset import Toolset
+from .video import VideoCatalog, VideoFamilyInfo
 from .workflows import available_preprocessors
 
 Reader = Callable[..., Awaitable[bytes]]
@@ -40,6 +41,16 @@ class ControlNetList(NameList):
     preprocessors: list[str] = Field(
         description="none (the image already is a control map), canny (built in), and those of "
         "installed node packs (depth, openpose, lineart with comfyui_controlnet_aux)"
+    )
+
+
+class ModelList(NameList):
+    """Checkpoint names, and the video model families generate_video supports here."""
+
+    video_families: list[VideoFamilyInfo] = Field(
+        default_factory=list,
+        description="each family generate_video supports on this ComfyUI: per mode (t2v, i2v) whether it "
+        "can run, the files it would use, or what to install",
     )
 
 
@@ -65,14 +76,21 @@ def read_output(relative: str, out: str, max_bytes: int, uri: str = "") -> tuple
     return data, mime_for(path.name)
 
 
-def register(tools: Toolset, services: Services) -> None:
-    """Add the list tools."""
+def register(tools: Toolset, services: Services, videos: VideoCatalog | None = None) -> None:
+    """Add the list tools (``list_models`` also reports the video families of ``videos``)."""
     comfy = services.comfy
 
     @tools.tool(annotations=READ_ONLY)
-    async def list_models() -> NameList:
-        """Checkpoints installed in ComfyUI, for the `model` argument of generate_image and img2img."""
-        return _names(await asyncio.to_thread(comfy.model_files, "checkpoints"))
+    async def list_models() -> ModelList:
+        """Checkpoints installed in ComfyUI, for the `model` argument of generate_image and img2img; and
+        the video model families of generate_video: which can run, and what each needs installed."""
+
+        def read() -> ModelList:
+            names = comfy.model_files("checkpoints")
+            families = videos.report(comfy.model_files) if videos is not None else []
+            return ModelList(names=names, count=len(names), video_families=families)
+
+        return await asyncio.to_thread(read)
 
     @tools.tool(annotations=READ_ONLY)
     async def list_loras() -> NameList:

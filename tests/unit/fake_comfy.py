@@ -70,6 +70,7 @@ class FakeComfy:
             "controlnet": ["cn-depth.safetensors", "cn-edges.safetensors"],
         }
     )
+    extra_nodes: dict[str, dict[str, NodeInput]] = field(default_factory=dict)  # more node classes
     hold: bool = False  # keep queued prompts waiting until release()
     reject: str | None = None  # make enqueue refuse the next prompts with this message
     queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every prompt ever queued
@@ -118,11 +119,11 @@ class FakeComfy:
             "VAEEncode", "SaveImage", "LoadImage", "LoraLoader", "RepeatLatentBatch", "ImageScale",
             "UpscaleModelLoader", "ImageUpscaleWithModel", "EmptyImage", "ControlNetLoader",
             "ControlNetApplyAdvanced", "Canny", "LoadImageMask", "GrowMask", "SetLatentNoiseMask",
-            "ImageCompositeMasked", "ImagePadForOutpaint",
+            "ImageCompositeMasked", "ImagePadForOutpaint", *self.extra_nodes,
         }  # fmt: skip
 
     def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None:
-        return NODE_INPUTS.get(class_type)
+        return NODE_INPUTS.get(class_type) or self.extra_nodes.get(class_type)
 
     # -- the queue --
     async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int:
@@ -187,6 +188,8 @@ class FakeComfy:
         self.on_done(PromptOutcome(prompt_id, succeeded=True, artifacts=tuple(artifacts)))
 
     def _write_outputs(self, prompt: dict[str, Any]) -> list[Artifact]:
+        if not any(node["class_type"] == "SaveImage" for node in prompt.values()):
+            return []  # videos are not faked: their jobs end without files
         width, height, count = self._size(prompt)
         found = []
         for node_id, node in prompt.items():
