@@ -33,6 +33,8 @@ from .tools.pipeline import add_spec_tool
 from .tools.published import Published, folder_for
 from .tools.published import register as register_published
 from .tools.toolset import Toolset
+from .tools.video import KINDS as VIDEO_KINDS
+from .tools.video import TOOL as VIDEO_TOOL
 from .tools.video import add_video_tool, load_video_catalog
 from .tools.video import compiler as video_compiler
 from .version import __version__
@@ -167,6 +169,7 @@ def build_mcp(services: Services, published: Published | None = None) -> MCPServ
     """The MCP server of the bridge: every tool (published workflows live), and the output resources."""
     outputs = [(name, spec.output_kinds) for name, spec in services.specs.specs.items()]
     tools = build_tools(services, published)
+    outputs += [(tool.name, VIDEO_KINDS) for tool in tools.tools if tool.name == VIDEO_TOOL]
     mcp = mcp_server.create_mcp_server(
         services.settings, tools, services.comfy, view_tools=view_tool_names(outputs), peers=services.peers
     )

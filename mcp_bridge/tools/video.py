@@ -40,6 +40,7 @@ from .workflows import TemplateError, default_folder, load_json, read_workflow_f
 log = logging.getLogger("comfyui_mcp_bridge")
 
 TOOL = "generate_video"
+KINDS = frozenset({"video"})  # what it makes (the result view is bound to it, as to every spec tool)
 MODES = {"t2v": "text-to-video", "i2v": "image-to-video"}
 MOVING = (".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", ".apng")  # never a start image
 ModelFiles = Callable[[str], Sequence[str]]

@@ -18,6 +18,7 @@ from PIL import Image
 
 from mcp_bridge.bridge import build_mcp
 from mcp_bridge.comfyui.backend import NodeInput
+from mcp_bridge.server.apps import VIEW_URI
 from mcp_bridge.services import Services
 from tests.unit.fake_comfy import FakeComfy, fake_services
 from tests.unit.test_tools_fake import png_b64
@@ -136,6 +137,7 @@ async def test_an_installed_family_runs_with_its_own_files_picked_among_others(t
         result = await client.call_tool("generate_video", {"prompt": "a fox runs", "frames": 17, "seed": 5})
         models = await client.call_tool("list_models", {})
     assert "Installed at start: wan21 t2v" in (tools["generate_video"].description or "")
+    assert (tools["generate_video"].meta or {})["ui"]["resourceUri"] == VIEW_URI  # the result view
     assert not result.is_error, text(result)
     ((_id, prompt),) = comfy.queued
     nodes = by_class(prompt)
@@ -241,3 +243,27 @@ async def test_an_animated_image_as_the_start_image_is_refused(tmp_path: Path) -
     assert result.is_error
     assert "animated images are not accepted; send a single frame" in text(result)
     assert comfy.queued == []
+
+
+async def test_a_family_whose_nodes_comfyui_lacks_is_not_offered_and_without_any_there_is_no_tool(
+    tmp_path: Path,
+) -> None:
+    no_ltxv = {
+        k: v for k, v in VIDEO_NODES.items() if not k.startswith("LTXV") and k != "EmptyLTXVLatentVideo"
+    }
+    async with fake_services(tmp_path, models=SVD, extra_nodes=no_ltxv) as services:
+        async with Client(build_mcp(services)) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            refused = await client.call_tool("generate_video", {"family": "ltxv", "prompt": "waves"})
+            models = await client.call_tool("list_models", {})
+    assert tools["generate_video"].input_schema["properties"]["family"]["enum"] == ["svd", "wan21", "wan22"]
+    assert "unknown family 'ltxv'; this ComfyUI supports svd, wan21, wan22" in text(refused)
+    assert [f["family"] for f in (models.structured_content or {})["video_families"]] == [
+        "svd",
+        "wan21",
+        "wan22",
+    ]
+    async with fake_services(tmp_path / "bare", models=SVD) as services:
+        async with Client(build_mcp(services)) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+    assert "generate_video" not in names
