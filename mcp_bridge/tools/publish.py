@@ -115,10 +115,16 @@ def build_spec(
         )
     if not chosen:
         raise PublishRefused("the workflow has no output node (SaveImage, SaveVideo, ...)")
+    kept = _drop_unchosen_outputs(nodes, set(outputs) - set(chosen))
     inputs: dict[str, dict[str, Any]] = {}
     for node_id, widget, name in selection.inputs:
+        if node_id in nodes and node_id not in kept:
+            raise PublishRefused(
+                f"node {node_id} is an output node left out of the tool's outputs; pick it as an output "
+                "or none of its widgets"
+            )
         arg = _argument_name(name, widget, nodes, node_id, inputs)
-        inputs[arg] = _input(nodes, node_id, widget, node_inputs, model_files)
+        inputs[arg] = _input(kept, node_id, widget, node_inputs, model_files)
     if not inputs:
         raise PublishRefused("pick at least one widget as an input of the tool")
     meta = {
@@ -130,9 +136,21 @@ def build_spec(
         **(extra or {}),
     }
     workflow = {
-        i: {"class_type": n["class_type"], "inputs": n["inputs"], **_title(n)} for i, n in nodes.items()
+        i: {"class_type": n["class_type"], "inputs": n["inputs"], **_title(n)} for i, n in kept.items()
     }
     return {**workflow, "_bridge": meta}
+
+
+def _drop_unchosen_outputs(nodes: dict[str, dict[str, Any]], unchosen: set[str]) -> dict[str, dict[str, Any]]:
+    """The workflow without the output nodes the user left out (ComfyUI would run them all and save
+    their files); one that a kept node reads from stays, as ComfyUI must run it anyway."""
+    linked = {
+        str(value[0])
+        for node in nodes.values()
+        for value in node["inputs"].values()
+        if isinstance(value, list) and len(value) == 2
+    }
+    return {i: n for i, n in nodes.items() if i not in unchosen or i in linked}
 
 
 def _title(node: Mapping[str, Any]) -> dict[str, Any]:

@@ -100,3 +100,32 @@ def test_duplicate_widgets_get_names_from_titles() -> None:
                            "_meta": {"title": "Refiner"}}})  # fmt: skip
     spec = build(parse_selection({"inputs": [["2", "seed"], ["5", "seed"]]}), data)
     assert list(spec["_bridge"]["inputs"]) == ["seed", "refiner_seed"]
+
+
+def two_saves() -> dict[str, Any]:
+    save = {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "q"}}
+    return prompt(**{"5": save})
+
+
+def test_output_nodes_left_out_of_the_selection_are_not_run() -> None:
+    """ComfyUI runs every output node of a prompt: one the user did not pick would save its files too."""
+    selection = parse_selection({"inputs": [["2", "steps"]], "outputs": ["5"]})
+    spec = build_spec(
+        two_saves(),
+        selection,
+        tool="mine",
+        description="My workflow",
+        outputs=["4", "5"],
+        node_classes=set(NODES),
+        node_inputs=NODES.get,
+        model_files=lambda folder: [],
+    )
+    assert "4" not in spec and spec["5"]["class_type"] == "SaveImage"
+    assert spec["_bridge"]["outputs"] == ["5"]
+    assert parse_spec("mine", spec).template.save_nodes == ("5",)
+    refused = parse_selection({"inputs": [["4", "filename_prefix"]], "outputs": ["5"]})
+    with pytest.raises(PublishRefused, match="node 4 is an output node left out"):
+        build_spec(
+            two_saves(), refused, tool="mine", description="d", outputs=["4", "5"],
+            node_classes=set(NODES), node_inputs=NODES.get, model_files=lambda folder: [],
+        )  # fmt: skip
