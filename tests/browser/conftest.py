@@ -1,4 +1,5 @@
-"""Browser fixtures: one real ComfyUI 0.3.75 with its real frontend, and Debian's Chromium via Playwright.
+"""Browser fixtures: a real ComfyUI 0.3.75 with its real frontend (and one with App Mode's frontend), and
+Debian's Chromium via Playwright.
 
 Never runs ``playwright install``: the browser is the system's ``chromium`` (installed by
 ``testbed/install.sh``), launched with ``executable_path``.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.server import LATEST, ComfyServer
+from testbed.server import APP_MODE_FRONTEND, LATEST, ComfyServer
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -39,15 +40,32 @@ def chromium_path() -> str:
     pytest.fail("Debian's chromium is needed for the browser tests (testbed/install.sh installs it)")
 
 
-@pytest.fixture(scope="module")
-def ui_server() -> Iterator[ComfyServer]:
-    """ComfyUI 0.3.75 with the bridge (token required), frontend settings seeded to skip first-run dialogs."""
-    base = Path(tempfile.mkdtemp(prefix="comfy-browser-"))
+def seeded_base(prefix: str) -> Path:
+    """A base folder whose frontend settings skip the first-run dialogs."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     settings = base / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True)
     settings.write_text(json.dumps(FRONTEND_SETTINGS))
+    return base
+
+
+@pytest.fixture(scope="package")
+def ui_server() -> Iterator[ComfyServer]:
+    """ComfyUI 0.3.75 with the bridge (token required), started once for the browser tests."""
+    base = seeded_base("comfy-browser-")
     # Listening on all interfaces makes the token required: the panel's harder path (token filled in).
     server = ComfyServer(LATEST, base_dir=base, listen="0.0.0.0")  # noqa: S104
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def app_mode_server() -> Iterator[ComfyServer]:
+    """ComfyUI 0.3.75 with comfyui-frontend-package 1.49.6 (App Mode) from the test bed's overlay."""
+    base = seeded_base("comfy-appmode-")
+    server = ComfyServer(LATEST, base_dir=base, frontend=APP_MODE_FRONTEND)
     server.start()
     yield server
     server.stop()
