@@ -1043,6 +1043,7 @@ function editForm(tool) {
     save.disabled = true;
     try {
       await post("/mcp-bridge/workflows/edit", { id: tool.id, name: name.value.trim(), description: describe.value.trim() });
+      form.remove();
       await loadPublished();
     } catch (e) {
       error.textContent = String(e.message || e);

@@ -227,9 +227,46 @@ def test_publish_from_the_picker_call_it_over_mcp_and_unpublish(
         assert error.text_content() == "a tool named 'tiny_txt2img' already exists; choose another name"
         page.locator(".mcpb-publish-cancel").click()
 
-        unpublish(page, "tiny_txt2img")
+        # Edit: a new name and description, announced like a publication; a bad name is refused as given.
+        item.locator(".mcpb-published-edit").click()
+        edit = item.locator(".mcpb-edit-form")
+        edit.locator(".mcpb-edit-name").fill("bad name")
+        edit.locator(".mcpb-edit-save").click()
+        edit_error = edit.locator(".mcpb-edit-error")
+        page.wait_for_function("(e) => e.textContent !== ''", arg=edit_error.element_handle())
+        assert "the tool name must be 1-64 letters, digits" in edit_error.text_content()
+        edit.locator(".mcpb-edit-name").fill("square_maker")
+        edit.locator(".mcpb-edit-description").fill("Paints a tiny square of the prompt.")
+        edit.locator(".mcpb-edit-save").click()
+        renamed = page.locator('.mcpb-published[data-tool="square_maker"]')
+        renamed.wait_for(timeout=30_000)
+        assert renamed.locator(".mcpb-edit-form").count() == 0  # closed once saved
         client.wait_changed()
-        assert "tiny_txt2img" not in client.tools()
+        tools = client.tools()
+        assert (
+            "tiny_txt2img" not in tools
+            and tools["square_maker"].description == "Paints a tiny square of the prompt."
+        )
+        assert set(tools["square_maker"].input_schema["properties"]) == set(props)
+
+        # Replace: the open workflow published again under the same tool, with other inputs.
+        renamed.locator(".mcpb-published-replace").click()
+        form.wait_for()
+        assert form.locator(".mcpb-publish-name").input_value() == "square_maker"
+        pick(page, "6", "text", name="prompt")
+        pick(page, "5", "width")
+        form.locator(".mcpb-publish-submit").click()
+        inputs = renamed.locator(".mcpb-published-inputs", has_text="Inputs: prompt (text), width (int)")
+        inputs.wait_for(timeout=30_000)
+        client.wait_changed()
+        assert set(client.tools()["square_maker"].input_schema["properties"]) == {
+            "prompt", "width", "output_path", "overwrite",
+        }  # fmt: skip
+        assert page.locator(".mcpb-published").count() == 1
+
+        unpublish(page, "square_maker")
+        client.wait_changed()
+        assert "square_maker" not in client.tools()
     assert [e for e in PAGE_ERRORS if "mcp_bridge_panel" in e] == []
     context.close()
 
