@@ -740,8 +740,9 @@ function promptNodes(output) {
   }));
 }
 
-// App Mode's selection, as keys of the picker; entries the conversion has no widget for are reported.
-function linearSelection(linear, nodes) {
+// A selection shaped like App Mode's linearData (App Mode's own, or the one a tool was published with)
+// as picks of the picker; entries the conversion has no widget or output node for are reported.
+function knownSelection(linear, nodes) {
   if (!linear || !(linear.inputs?.length || linear.outputs?.length)) return null;
   const widgets = new Set(nodes.flatMap((n) => n.widgets.map((w) => pickKey(n.id, w.name))));
   const outputs = new Set(nodes.filter((n) => n.output).map((n) => n.id));
@@ -750,7 +751,8 @@ function linearSelection(linear, nodes) {
   for (const item of linear.inputs || []) {
     if (!Array.isArray(item) || item.length < 2) continue;
     const key = pickKey(item[0], item[1]);
-    if (widgets.has(key)) inputs.push([String(item[0]), String(item[1])]);
+    const name = typeof item[2]?.name === "string" ? item[2].name : "";
+    if (widgets.has(key)) inputs.push([String(item[0]), String(item[1]), name]);
     else missing.push(`${item[0]}.${item[1]}`);
   }
   const picked = (linear.outputs || []).map(String);
@@ -778,16 +780,20 @@ async function openPublishForm(replace = null) {
   const nodes = promptNodes(converted.output);
   const name = workflowName();
   const linear = converted.workflow?.extra?.linearData ?? app.graph?.extra?.linearData;
-  const fromApp = linearSelection(linear, nodes);
+  // The default picks: App Mode's selection, else (replacing a tool) the tool's own, else none.
+  const fromApp = knownSelection(linear, nodes);
+  const fromTool = fromApp ? null : knownSelection(replace?.selection, nodes);
+  const source = fromApp ? { kind: "app-mode", ...fromApp } : fromTool ? { kind: "published", ...fromTool } : null;
+  const picks = source ? source.inputs : [];
   ui.form = {
     replace,
     name,
     nodes,
     prompt: converted.output,
-    inputs: new Map((fromApp ? fromApp.inputs : []).map((pick) => [pickKey(...pick), pick])), // in pick order
-    argNames: new Map(),
-    outputs: new Set(fromApp ? fromApp.outputs : nodes.filter((n) => n.output).map((n) => n.id)),
-    fromApp,
+    inputs: new Map(picks.map(([id, widget]) => [pickKey(id, widget), [id, widget]])), // in pick order
+    argNames: new Map(picks.filter((p) => p[2]).map(([id, widget, arg]) => [pickKey(id, widget), arg])),
+    outputs: new Set(source ? source.outputs : nodes.filter((n) => n.output).map((n) => n.id)),
+    source,
   };
   renderPublishForm(replace?.name || toolSlug(name), replace?.description || defaultDescription(name, nodes));
 }
@@ -807,7 +813,7 @@ function renderPublishForm(toolName, description) {
   cancel.addEventListener("click", closePublishForm);
   body.append(
     el("p", { className: "mcpb-muted mcpb-small", text: `Workflow "${form.name}"${form.replace ? `, replacing the tool ${form.replace.name}` : ""}.` }),
-    selectionNote(form.fromApp),
+    selectionNote(form.source),
     el("label", { className: "mcpb-label", text: "Tool name" }),
     nameInput,
     el("label", { className: "mcpb-label", text: "Description (what the assistant reads)" }),
@@ -821,17 +827,18 @@ function renderPublishForm(toolName, description) {
   );
 }
 
-function selectionNote(fromApp) {
-  if (!fromApp) {
+const SOURCE_NOTES = {
+  "app-mode": "Inputs and outputs come from this workflow's App Mode selection (extra.linearData); change them here if you like.",
+  published: "Inputs and outputs as the tool has them now; change them here if you like.",
+};
+
+function selectionNote(source) {
+  if (!source) {
     return el("p", { className: "mcpb-muted mcpb-small mcpb-publish-source", "data-source": "picker", text: "Tick the widgets the tool takes as inputs; every other widget keeps its saved value." });
   }
-  const note = el("p", {
-    className: "mcpb-small mcpb-publish-source",
-    "data-source": "app-mode",
-    text: "Inputs and outputs come from this workflow's App Mode selection (extra.linearData); change them here if you like.",
-  });
-  if (!fromApp.missing.length) return note;
-  return el("div", {}, note, el("p", { className: "mcpb-error mcpb-small", text: `Not in ComfyUI's conversion of the graph, left out: ${fromApp.missing.join(", ")}` }));
+  const note = el("p", { className: "mcpb-small mcpb-publish-source", "data-source": source.kind, text: SOURCE_NOTES[source.kind] });
+  if (!source.missing.length) return note;
+  return el("div", {}, note, el("p", { className: "mcpb-error mcpb-small", text: `Not in ComfyUI's conversion of the graph, left out: ${source.missing.join(", ")}` }));
 }
 
 function inputPicker(form) {
@@ -1008,7 +1015,7 @@ function publishedActions(tool, item, error) {
   const again = el("button", { className: "mcpb-btn mcpb-published-replace", type: "button", text: "Replace with the open workflow", title: "Publish the workflow open in the editor under this tool" });
   const remove = el("button", { className: "mcpb-btn mcpb-danger mcpb-published-unpublish", type: "button", text: "Unpublish" });
   edit.addEventListener("click", () => item.append(editForm(tool)));
-  again.addEventListener("click", () => openPublishForm({ id: tool.id, name: tool.name, description: tool.description }));
+  again.addEventListener("click", () => openPublishForm({ id: tool.id, name: tool.name, description: tool.description, selection: tool.selection }));
   remove.addEventListener("click", async () => {
     if (remove.dataset.confirm !== "1") {
       remove.dataset.confirm = "1";
@@ -1137,7 +1144,7 @@ const STYLE = `
 .mcpb-publish-form[hidden] { display: none; }
 .mcpb-publish-form, .mcpb-edit-form { display: flex; flex-direction: column; gap: 4px; border: 1px solid var(--border-color, #444); border-radius: 4px; padding: 6px; }
 .mcpb-publish-form textarea, .mcpb-edit-form textarea { resize: vertical; font-family: inherit; }
-.mcpb-publish-source[data-source="app-mode"] { color: var(--p-primary-color, #4a8); }
+.mcpb-publish-source[data-source="app-mode"], .mcpb-publish-source[data-source="published"] { color: var(--p-primary-color, #4a8); }
 .mcpb-picker { display: flex; flex-direction: column; gap: 4px; max-height: 340px; overflow-y: auto; }
 .mcpb-picker-group { border-left: 2px solid var(--border-color, #555); padding-left: 6px; }
 .mcpb-picker-node { background: none; border: none; color: inherit; font-weight: 600; font-size: 12px; padding: 0; cursor: pointer; text-align: left; }

@@ -595,6 +595,7 @@ class Panel:
         for entry in list(store.entries.values()):
             view = await store.view(entry)
             view["last_runs"] = [job_view(job) for job in jobs if job.tool == entry.name][:LAST_RUNS]
+            view["selection"] = entry.meta.get("selection")  # the form's default when it is replaced
             views.append(view)
         return views
 

@@ -253,7 +253,11 @@ def test_publish_from_the_picker_call_it_over_mcp_and_unpublish(
         renamed.locator(".mcpb-published-replace").click()
         form.wait_for()
         assert form.locator(".mcpb-publish-name").input_value() == "square_maker"
-        pick(page, "6", "text", name="prompt")
+        assert form.locator(".mcpb-publish-source").get_attribute("data-source") == "published"
+        assert checked_inputs(page) == ["3.seed", "3.steps", "6.text"]  # the tool's picks are the default
+        assert form.locator('.mcpb-arg-name[data-node="6"][data-widget="text"]').input_value() == "prompt"
+        page.locator('.mcpb-pick[data-node="3"][data-widget="seed"]').uncheck()
+        page.locator('.mcpb-pick[data-node="3"][data-widget="steps"]').uncheck()
         pick(page, "5", "width")
         form.locator(".mcpb-publish-submit").click()
         inputs = renamed.locator(".mcpb-published-inputs", has_text="Inputs: prompt (text), width (int)")
