@@ -22,10 +22,14 @@ App = Callable[[Scope, Receive, Send], Any]
 
 
 @contextlib.asynccontextmanager
-async def serve(app: App, **options: Any) -> AsyncIterator[str]:
+async def serve(
+    app: App, on_request: Callable[[web.Request], None] | None = None, **options: Any
+) -> AsyncIterator[str]:
     """A bare aiohttp server whose every request goes through ``call_asgi(app)``."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        if on_request is not None:
+            on_request(request)
         return await call_asgi(app, request, **options)
 
     web_app = web.Application()
@@ -143,6 +147,67 @@ async def test_single_message_bodies_get_a_content_length_and_streams_are_chunke
             async with session.get(url + "/stream") as resp:
                 assert resp.headers.get("Transfer-Encoding") == "chunked"
                 assert await resp.read() == b"abc"
+
+
+def count_writes(writes: list[bytes]) -> Callable[[web.Request], None]:
+    """Note every socket write of a request's connection (the bytes of each)."""
+
+    def spy(request: web.Request) -> None:
+        transport = request.transport
+        assert transport is not None
+        write, writelines = transport.write, transport.writelines
+
+        def one(data: Any) -> None:
+            writes.append(bytes(data))
+            write(data)
+
+        def many(parts: Any) -> None:
+            parts = [bytes(part) for part in parts]
+            writes.append(b"".join(parts))
+            writelines(parts)
+
+        transport.write, transport.writelines = one, many  # type: ignore[method-assign]
+
+    return spy
+
+
+async def test_headers_leave_with_the_first_body_bytes_in_one_write() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/one":
+            await reply(send, 200, b'{"ok":true}', [(b"content-type", b"application/json")])
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"data: 1\n\n", b"data: 2\n\n"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    writes: list[bytes] = []
+    async with serve(app, on_request=count_writes(writes)) as url:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "/one") as resp:
+                assert await resp.read() == b'{"ok":true}'
+            assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200") and b'{"ok":true}' in writes[0]
+            writes.clear()
+            async with session.get(url + "/stream") as resp:
+                assert await resp.read() == b"data: 1\n\ndata: 2\n\n"
+            assert writes[0].startswith(b"HTTP/1.1 200") and b"data: 1" in writes[0]
+
+
+async def test_a_stream_whose_first_body_message_is_empty_sends_its_headers_at_once() -> None:
+    release = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})
+
+    async with serve(app) as url:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "/") as resp:  # returns once the status line and headers came
+                assert resp.status == 200
+                release.set()
+                assert await resp.read() == b"late"
 
 
 @pytest.mark.parametrize("failure", ["raises", "silent"])
