@@ -13,7 +13,7 @@ Overhead = the call's wall time minus ComfyUI's own execution (its history's ``e
 ``execution_success`` (one clock: the same machine). Prints medians, p90, max and the ratios of the
 medians and p90s to raw + view per workload. Every workflow differs (no cache hits). Asserts nothing.
 
-    python bench/overhead.py [--runs 40] [--workloads model-free,txt2img-64,txt2img-512]
+    python bench/overhead.py [--runs 40[,20,8]] [--workloads model-free,txt2img-64,txt2img-512]
     python -m bench.overhead ... [--against /path/to/other/checkout]   # before vs after, interleaved
 """
 
@@ -144,7 +144,7 @@ async def open_paths(
 
 
 async def bench(
-    servers: dict[str, str], runs: int, workloads: list[str]
+    servers: dict[str, str], runs: list[int], workloads: list[str]
 ) -> dict[str, dict[str, list[Sample]]]:
     """``servers``: label -> base URL; every path of every server, interleaved."""
     results: dict[str, dict[str, list[Sample]]] = {}
@@ -153,10 +153,10 @@ async def bench(
         paths: dict[str, Callable[[dict[str, Any]], Any]] = {}
         for label, url in servers.items():
             paths.update(await open_paths(stack, http, label, url))
-        for workload in workloads:
+        for workload, count in zip(workloads, runs, strict=True):
             make = WORKLOADS[workload]
             times: dict[str, list[Sample]] = {name: [] for name in paths}
-            for i in range(WARMUP + runs):
+            for i in range(WARMUP + count):
                 order = list(paths)
                 random.shuffle(order)
                 for name in order:
@@ -164,6 +164,7 @@ async def bench(
                     if i >= WARMUP:
                         times[name].append(sample)
             results[workload] = times
+            print("\n".join(table(workload, times)) + "\n", flush=True)  # each as soon as it is done
     return results
 
 
@@ -201,7 +202,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=40, help="measured calls per path and workload")
+    parser.add_argument(
+        "--runs", default="40", help="measured calls per path: one count, or one per workload (40,20,8)"
+    )
     parser.add_argument(
         "--workloads", default=",".join(WORKLOADS), help="comma-separated: " + ", ".join(WORKLOADS)
     )
@@ -214,6 +217,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
+    runs = [int(n) for n in args.runs.split(",") if n]
+    if len(runs) == 1:
+        runs *= len(workloads)
+    if len(runs) != len(workloads):
+        parser.error(f"--runs: one count or one per workload ({len(workloads)})")
     unknown = set(workloads) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; valid: {', '.join(WORKLOADS)}")
@@ -225,10 +233,8 @@ def main() -> None:
                 "after": servers[""],
                 "before": stack.enter_context(server(args.version, args.against)).url,
             }
-        results = asyncio.run(bench(servers, args.runs, workloads))
-    print(f"ComfyUI {args.version}, interleaved, shuffled each round")
-    for workload, times in results.items():
-        print("\n".join(table(workload, times)) + "\n")
+        print(f"ComfyUI {args.version}, interleaved, shuffled each round", flush=True)
+        asyncio.run(bench(servers, runs, workloads))
 
 
 if __name__ == "__main__":

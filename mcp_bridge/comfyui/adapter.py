@@ -471,8 +471,11 @@ class Comfy:
             result = original_done(item_id, *args, **kwargs)
             if prompt_id in self._watched:
                 try:
-                    entry = queue.get_history(prompt_id=prompt_id).get(prompt_id)
-                    self.loop.call_soon_threadsafe(self._on_done, read_outcome(prompt_id, entry))
+                    # Read in place under the queue's lock (get_history would deep-copy the whole
+                    # entry, workflow included, on ComfyUI's worker): the outcome copies what it keeps.
+                    with queue.mutex:
+                        outcome = read_outcome(prompt_id, queue.history.get(prompt_id))
+                    self.loop.call_soon_threadsafe(self._on_done, outcome)
                 except Exception:  # noqa: BLE001
                     log.exception("mcp-bridge: completion hook failed")
             return result

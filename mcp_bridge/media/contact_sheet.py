@@ -7,10 +7,12 @@ like any preview. The result keeps every file's link. Blocking (decoding, encodi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from mcp.types import ImageContent
 from PIL import Image, ImageDraw
@@ -59,3 +61,13 @@ def within_budget(
     first = next(i for i, b in enumerate(blocks) if isinstance(b, ImageContent))
     rest = [b for b in blocks if not isinstance(b, ImageContent)]
     return [*rest[:first], sheet, *rest[first:]], True
+
+
+async def fit_budget(
+    blocks: list[Any], budget: int, labels: Sequence[str] | None = None
+) -> tuple[list[Any], bool]:
+    """:func:`within_budget` from the event loop: at once when the blocks fit (the usual case: no
+    worker thread to wake), in a worker thread when a sheet must be made."""
+    if inline_bytes(blocks) <= budget:
+        return blocks, False
+    return await asyncio.to_thread(within_budget, blocks, budget, labels)

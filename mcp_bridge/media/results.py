@@ -9,7 +9,6 @@ artifact without a preview still has its link. File reads and decoding run off t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from typing import Any
@@ -22,7 +21,7 @@ from ..engine.ids import output_link
 from ..engine.jobs import Job, JobState
 from ..services import Services
 from .artifacts import Artifact, ArtifactInfo
-from .contact_sheet import within_budget
+from .contact_sheet import fit_budget
 from .prepare import PREVIEW_SIDE, prepared
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -173,7 +172,7 @@ async def present_job(services: Services, job: Job, preview_side: int = PREVIEW_
         summary = f"{job.tool} made {_counted(files)} but {save_error}. ComfyUI saved them as: " + "; ".join(
             f["uri"] for f in files
         )
-    content, sheet = await asyncio.to_thread(within_budget, content, services.settings.result_inline_bytes)
+    content, sheet = await fit_budget(content, services.settings.result_inline_bytes)
     if sheet:
         structured["contact_sheet"] = True
         summary += " (previews over the result budget: one contact sheet, numbered in file order)"

@@ -9,7 +9,6 @@ item is validated (by generate_image's own arguments model) before anything is q
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated, Any, Literal
 
@@ -19,7 +18,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine.jobs import Job
-from ..media.contact_sheet import within_budget
+from ..media.contact_sheet import fit_budget
 from ..media.paths import numbered
 from ..media.results import present_job
 from ..services import Services
@@ -226,9 +225,7 @@ async def _present(services: Services, jobs: list[Job], varied: list[dict[str, A
                 labels += [str(item["index"])] * sum(b.type == "image" for b in blocks)
                 content += blocks
         items.append(entry)
-    content, sheet = await asyncio.to_thread(
-        within_budget, content, services.settings.result_inline_bytes, labels
-    )
+    content, sheet = await fit_budget(content, services.settings.result_inline_bytes, labels)
     failed = [i for i in items if "error" in i]
     files = sum(len(i.get("images", [])) for i in items)
     summary = f"{TOOL}: {len(items) - len(failed)} of {len(items)} item(s) done, {files} file(s)"
