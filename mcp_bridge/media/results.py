@@ -154,6 +154,7 @@ async def present_job(services: Services, job: Job, preview_side: int = PREVIEW_
     public_meta = dict(job.meta)
     structured = {
         "job_id": job.id,
+        "prompt_ids": list(job.prompt_ids),  # ComfyUI's ids of the job's prompts (its queue and history)
         "state": job.state.value,
         "images": files,
         "timings": timings,

@@ -84,8 +84,9 @@ async def test_a_workflow_is_queued_in_process_and_its_outputs_come_back(comfy: 
     assert data is not None and data["state"] == "succeeded"
     (image,) = data["images"]
     assert (comfy.output_dir / image["subfolder"] / image["filename"]).is_file()
-    # ComfyUI's own history has the prompt under the job id: it really went through its queue.
-    entry = comfy_api.history(comfy.url, data["job_id"])
+    # ComfyUI's own history has the job's prompt: it really went through its queue.
+    (prompt_id,) = data["prompt_ids"]
+    entry = comfy_api.history(comfy.url, prompt_id)
     assert entry is not None and entry["status"]["status_str"] == "success"
 
 
@@ -176,7 +177,8 @@ async def test_cancelling_a_pending_job_means_it_never_runs(comfy: ComfyServer) 
 
             await wait_for(one_pending)
             # Each session sees the id of its own job only; b cancels both (an id is the capability).
-            pending_id = (await our_jobs(b))["pending"][0]["job_id"]
+            pending = (await our_jobs(b))["pending"][0]
+            pending_id, pending_prompt = pending["job_id"], pending["prompt_id"]
             running_id = (await our_jobs(a))["running"][0]["job_id"]
             outcome = (await b.call_tool("cancel_job", {"job_id": pending_id})).structured_content
             assert outcome is not None and outcome["outcome"] == "removed" and outcome["state"] == "cancelled"
@@ -185,7 +187,7 @@ async def test_cancelling_a_pending_job_means_it_never_runs(comfy: ComfyServer) 
         assert results["pending"].is_error and "cancelled" in text(results["pending"])
         assert results["long"].is_error and "cancelled" in text(results["long"])
         # The pending one never reached ComfyUI's worker: no history entry at all.
-        assert comfy_api.history(comfy.url, pending_id) is None
+        assert comfy_api.history(comfy.url, pending_prompt) is None
         # The queue moves on: the next call works.
         after = await a.call_tool("generate_image", gen_args(steps=2))
         assert not after.is_error, text(after)

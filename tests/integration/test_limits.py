@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -161,7 +162,8 @@ async def test_an_sse_client_that_never_reads_is_refused_then_dropped(tight: Com
 async def test_many_stateless_clients_expiring_together_write_no_tracebacks(
     comfy: ComfyServer, comfy_factory: Callable[..., ComfyServer]
 ) -> None:
-    server = comfy_factory(comfy.version, env={"COMFYUI_MCP_SESSION_IDLE_TIMEOUT_S": "5"})
+    idle_s = 20  # well past the time 400 calls take on a loaded machine: none expires before the count
+    server = comfy_factory(comfy.version, env={"COMFYUI_MCP_SESSION_IDLE_TIMEOUT_S": str(idle_s)})
     clients = 400
     headers = {**HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}
     async with aiohttp.ClientSession() as http:
@@ -175,11 +177,12 @@ async def test_many_stateless_clients_expiring_together_write_no_tracebacks(
             async with http.post(server.url + "/mcp", data=json.dumps(body), headers=headers) as resp:
                 assert resp.status == 200
                 await resp.read()
+        last_seen = time.monotonic()
         assert (await sessions_snapshot(http, server))["counts"]["stateless_clients"] == clients
         lines_before = len(server.log_text().splitlines())
         # They all go idle together: nothing asks for a snapshot until every entry is past the timeout
         # (the timeout itself is what is waited for here), then one request expires them all at once.
-        await anyio.sleep(5 + 1)
+        await anyio.sleep(last_seen + idle_s + 1 - time.monotonic())
         assert (await sessions_snapshot(http, server))["counts"]["stateless_clients"] == 0
     written = server.log_text().splitlines()[lines_before:]
     assert not [line for line in written if "Traceback" in line or "RecursionError" in line]

@@ -45,13 +45,14 @@ async def test_300_model_free_calls_with_progress_all_return_within_a_second_of_
             assert not result.is_error, text(result)
             data = result.structured_content
             assert data is not None and data["state"] == "succeeded", data
-            returned[data["job_id"]] = at
+            (prompt_id,) = data["prompt_ids"]  # ComfyUI's id of the job's one prompt
+            returned[prompt_id] = at
     late = {}
-    for job_id, at in returned.items():
-        entry = comfy_api.history(comfy.url, job_id)
+    for prompt_id, at in returned.items():
+        entry = comfy_api.history(comfy.url, prompt_id)
         assert entry is not None
         if at - finished_at(entry) > 1.0:
-            late[job_id] = round(at - finished_at(entry), 2)
+            late[prompt_id] = round(at - finished_at(entry), 2)
     assert not late, f"{len(late)}/{CALLS} calls returned over 1 s after their job ended: {late}"
 
 
@@ -71,7 +72,7 @@ async def test_a_queued_job_whose_prompt_is_deleted_through_comfyuis_api_ends_ca
                 return bool((await our_jobs(a))["running"])
 
             await wait_for(long_running)
-            tg.start_soon(call, "second", b, gen_args(steps=2))
+            tg.start_soon(call, "second", a, gen_args(steps=2))
 
             def pending() -> list[str]:
                 return [str(item[1]) for item in comfy_api.queue(comfy.url)["queue_pending"]]
@@ -80,7 +81,10 @@ async def test_a_queued_job_whose_prompt_is_deleted_through_comfyuis_api_ends_ca
                 return len(pending()) == 1
 
             await wait_for(one_pending)
-            (second_id,) = pending()
+            (second_id,) = pending()  # ComfyUI's prompt id; the job's own id is the handle
+            (queued,) = (await our_jobs(a))["pending"]
+            assert queued["prompt_id"] == second_id
+            second_job = queued["job_id"]
             async with aiohttp.ClientSession() as http:  # someone else, through ComfyUI's own API
                 reply = await http.post(f"{comfy.url}/queue", json={"delete": [second_id]})
                 assert reply.status == 200
@@ -94,7 +98,7 @@ async def test_a_queued_job_whose_prompt_is_deleted_through_comfyuis_api_ends_ca
         second = results["second"]
         assert second.is_error
         assert "cancelled" in text(second) and "removed from ComfyUI's queue" in text(second)
-        job = await b.call_tool("get_job", {"job_id": second_id})
+        job = await b.call_tool("get_job", {"job_id": second_job})
         assert job.is_error and "removed from ComfyUI's queue" in text(job)
         assert comfy_api.history(comfy.url, second_id) is None  # it never ran
 

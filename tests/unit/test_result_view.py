@@ -108,6 +108,7 @@ def normalized(result: CallToolResult) -> str:
     data = result.model_dump(by_alias=True, mode="json")
     job_id = data["structuredContent"]["job_id"]
     data["structuredContent"].pop("timings")
+    data["structuredContent"].pop("prompt_ids")
     text = json.dumps(data, sort_keys=True).replace(job_id, "JOB").replace(job_id.replace(".", "_"), "JOB")
     return re.sub(r"in \d+\.\d s", "in N s", text)
 
