@@ -13,7 +13,8 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -111,13 +112,19 @@ class Peers:
             )
         return peer
 
-    def _client(self, peer: Peer, timeout: float) -> Client:
+    @asynccontextmanager
+    async def _client(self, peer: Peer, timeout: float) -> AsyncIterator[Client]:
+        """An MCP client of ``peer``; its HTTP client is closed with it (the SDK leaves a given one open)."""
         http = httpx2.AsyncClient(
             headers=peer.headers(self.own_id),
             timeout=httpx2.Timeout(timeout, connect=self.timeout_s),
             follow_redirects=False,
         )
-        return Client(streamable_http_client(peer.url, http_client=http), mode=PROTOCOL, cache=None)
+        async with (
+            http,
+            Client(streamable_http_client(peer.url, http_client=http), mode=PROTOCOL, cache=None) as client,
+        ):
+            yield client
 
     async def call_tool(
         self, peer: Peer, name: str, arguments: dict[str, Any], wait_s: float, progress: Progress | None

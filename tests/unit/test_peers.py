@@ -168,7 +168,8 @@ async def test_a_forwarded_request_is_never_forwarded_again(tmp_path: Path) -> N
     async with recorder() as (peer_url, seen):
         async with instance(tmp_path, "a", {"b": Peer("b", peer_url)}) as a, served(tmp_path, a) as url:
             http = httpx2.AsyncClient(headers={FORWARDED_HEADER: "c"})
-            async with Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as client:
+            transport = streamable_http_client(url, http_client=http)
+            async with http, Client(transport, mode="2026-07-28") as client:
                 waited = await client.call_tool("wait_job", {"job_id": f"b.{UUID}"})
     assert waited.is_error and "belongs to instance 'b', not this one ('a')" in text(waited)
     assert seen == []

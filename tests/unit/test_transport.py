@@ -22,14 +22,19 @@ pytestmark = pytest.mark.anyio
 KINDS = ["sse", "streamable-2025", "streamable-2026"]
 
 
-def connect(kind: str, url: str, headers: dict[str, str] | None = None) -> Client:
-    """An SDK client for one of the ways in."""
+@contextlib.asynccontextmanager
+async def connect(kind: str, url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
+    """An SDK client for one of the ways in; its HTTP client closed with it (the SDK leaves it open)."""
     if kind == "sse":
-        return Client(sse_client(url + "/mcp/sse", headers=headers), mode="legacy")
-    http = httpx2.AsyncClient(headers=headers or {}, timeout=30)
-    if kind == "streamable-2025":
-        return Client(streamable_http_client(url + "/mcp", http_client=http), mode="legacy")
-    return Client(streamable_http_client(url + "/mcp", http_client=http), mode="auto")  # discovers 2026-07-28
+        async with Client(sse_client(url + "/mcp/sse", headers=headers), mode="legacy") as client:
+            yield client
+        return
+    mode = "legacy" if kind == "streamable-2025" else "auto"  # auto discovers 2026-07-28
+    async with (
+        httpx2.AsyncClient(headers=headers or {}, timeout=30) as http,
+        Client(streamable_http_client(url + "/mcp", http_client=http), mode=mode) as client,
+    ):
+        yield client
 
 
 @pytest.fixture
