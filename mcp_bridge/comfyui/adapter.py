@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..media.artifacts import Artifact, kind_for, mime_for
-from . import backend
+from . import backend, checkpoint_header
 from .backend import NodeInput, PromptEvent, PromptOutcome, QueueView, ServerOptions
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -115,6 +115,18 @@ def model_files(kind: str) -> list[str]:
     if kind not in folder_paths.folder_names_and_paths:
         return []
     return sorted(str(name).replace("\\", "/") for name in folder_paths.get_filename_list(kind))
+
+
+def is_inpainting_checkpoint(name: str) -> bool:
+    """True when checkpoint ``name`` (as ``model_files("checkpoints")`` lists it) is an inpainting
+    model, read from its safetensors header (blocking: call off the event loop)."""
+    import folder_paths
+
+    try:
+        path = folder_paths.get_full_path("checkpoints", name)
+    except Exception:  # noqa: BLE001 - an odd name is simply not an inpainting model
+        return False
+    return path is not None and checkpoint_header.is_inpainting_checkpoint(Path(path))
 
 
 def samplers() -> list[str]:
@@ -417,6 +429,9 @@ class Comfy:
 
     def model_files(self, folder: str) -> list[str]:
         return model_files(folder)
+
+    def is_inpainting_checkpoint(self, name: str) -> bool:
+        return is_inpainting_checkpoint(name)
 
     def samplers(self) -> list[str]:
         return samplers()

@@ -47,6 +47,7 @@ NODE_INPUTS: dict[str, dict[str, NodeInput]] = {
         "height": NodeInput("INT", default=512, minimum=16, maximum=16384, step=8),
         "batch_size": NodeInput("INT", default=1, minimum=1, maximum=4096),
     },
+    "InpaintModelConditioning": {"noise_mask": NodeInput("BOOLEAN", default=True)},
     "ImageScale": {
         "upscale_method": NodeInput(
             "COMBO", options=("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
@@ -71,6 +72,7 @@ class FakeComfy:
         }
     )
     extra_nodes: dict[str, dict[str, NodeInput]] = field(default_factory=dict)  # more node classes
+    inpainting: set[str] = field(default_factory=set)  # checkpoints that are inpainting models
     hold: bool = False  # keep queued prompts waiting until release()
     reject: str | None = None  # make enqueue refuse the next prompts with this message
     queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every prompt ever queued
@@ -107,6 +109,9 @@ class FakeComfy:
     def model_files(self, folder: str) -> list[str]:
         return sorted(self.models.get(folder, []))
 
+    def is_inpainting_checkpoint(self, name: str) -> bool:
+        return name in self.inpainting
+
     def samplers(self) -> list[str]:
         return ["euler", "euler_ancestral", "dpmpp_2m"]
 
@@ -119,7 +124,7 @@ class FakeComfy:
             "VAEEncode", "SaveImage", "LoadImage", "LoraLoader", "RepeatLatentBatch", "ImageScale",
             "UpscaleModelLoader", "ImageUpscaleWithModel", "EmptyImage", "ControlNetLoader",
             "ControlNetApplyAdvanced", "Canny", "LoadImageMask", "GrowMask", "SetLatentNoiseMask",
-            "ImageCompositeMasked", "ImagePadForOutpaint", *self.extra_nodes,
+            "ImageCompositeMasked", "ImagePadForOutpaint", "InpaintModelConditioning", *self.extra_nodes,
         }  # fmt: skip
 
     def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None:
