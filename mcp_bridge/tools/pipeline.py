@@ -30,7 +30,14 @@ from .arguments import ToolArguments
 from .jobs import follow_job
 from .specs import InputSpec, ToolSpec
 from .toolset import Toolset
-from .workflows import ControlStep, SlotValueRejected, available_preprocessors, build_prompt
+from .workflows import (
+    INPAINT_CONDITIONING,
+    ControlStep,
+    InpaintModel,
+    SlotValueRejected,
+    available_preprocessors,
+    build_prompt,
+)
 
 GENERATES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -76,6 +83,7 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
     nothing queued or written."""
     limits = type(p).limits
     chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
+    inpaint, noise_mask_input = await _inpaint_plan(services, spec, chosen)
     output_path, overwrite = p.destination
     suffixes = output_suffixes(spec.output_kinds)
     plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite, suffixes)
@@ -127,15 +135,24 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
                 controls=steps,
                 more_images=more,
                 control_target=next((i.conditioning for i in spec.of_kind("controlnets")), None),
+                inpaint_model=inpaint,
+                noise_mask_input=noise_mask_input,
             )
         except SlotValueRejected as exc:
             raise ToolError(str(exc)) from None
         meta = {**_report(spec, p, chosen, seeds, loras, staged, steps), **_frames_report(frames)}
+        if spec.inpaint_model is not None:
+            meta["inpaint_conditioning"] = "model" if inpaint else "noise_mask"
         copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
         deliver = delivery(services, plan, copies)
         try:
             job = await services.runner.submit(
-                spec.name, prompt, _summary(spec, p, seeds, staged), meta, job_id=job_id, deliver=deliver
+                spec.name,
+                prompt,
+                _summary(spec, p, seeds, staged, meta.get("inpaint_conditioning")),
+                meta,
+                job_id=job_id,
+                deliver=deliver,
             )
         except PromptRejected as exc:
             raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
@@ -171,6 +188,19 @@ def _resolve_names(
     except params.ParamRejected as exc:
         raise ToolError(str(exc)) from None
     return chosen, loras, controls
+
+
+async def _inpaint_plan(
+    services: Services, spec: ToolSpec, chosen: dict[str, str]
+) -> tuple[InpaintModel | None, bool]:
+    """The spec's inpainting-model graph when its chosen checkpoint is one (and ComfyUI has the node),
+    and whether that node takes ``noise_mask``; reads the checkpoint's header off the loop."""
+    switch, comfy = spec.inpaint_model, services.comfy
+    if switch is None or INPAINT_CONDITIONING not in comfy.node_class_names():
+        return None, False
+    if not await asyncio.to_thread(comfy.is_inpainting_checkpoint, chosen[switch.model]):
+        return None, False
+    return switch.graph, "noise_mask" in (comfy.node_inputs(INPAINT_CONDITIONING) or {})
 
 
 def _control(services: Services, control: params.ControlNetParam) -> ControlStep:
@@ -324,12 +354,20 @@ def _frames_report(frames: dict[str, list[StagedImage]]) -> dict[str, Any]:
     return meta
 
 
-def _summary(spec: ToolSpec, p: ToolArguments, seeds: dict[str, int], staged: dict[str, StagedImage]) -> str:
-    """One line for the panel: the first text, the size, the seed, the source image."""
+def _summary(
+    spec: ToolSpec,
+    p: ToolArguments,
+    seeds: dict[str, int],
+    staged: dict[str, StagedImage],
+    conditioning: str | None = None,
+) -> str:
+    """One line for the panel: the first text, the size, the seed, the source image, the inpainting
+    conditioning."""
     parts: list[tuple[str, Any]] = []
     texts = spec.of_kind("text")
     if texts:
         parts.append((texts[0].name, str(getattr(p, texts[0].name))[:60]))
+    parts.append(("inpaint_conditioning", conditioning))
     width, height = getattr(p, "width", None), getattr(p, "height", None)
     if isinstance(width, int) and isinstance(height, int):
         parts.append(("size", f"{width}x{height}"))

@@ -17,8 +17,10 @@ A spec is an API-format workflow file whose ``"_bridge"`` entry also declares th
       "checks": [{"pixels": ["width", "height", "batch_size"], "source": "input_image"},
                  {"together": ["width", "height"], "message": "..."},
                  {"any": ["left", "right"], "message": "..."}],   # at least one given and not 0
-      "outputs": ["9"], "slots": {...}, "bypass": {...}
-    }
+      "outputs": ["9"], "slots": {...}, "bypass": {...},
+      "inpaint_model": {"model": "<model input>", "sampler": "<id>", "vae": ["<id>", 2],
+                        "pixels": ["<id>", 0], "mask": ["<id>", 0]}   # when that checkpoint is an
+    }                                                                   # inpainting model
 
 The workflow side (slots, bypasses, LoRA chaining, output prefixes) is :mod:`.workflows`; this module
 adds what the caller sees. Bounds a spec leaves out come from ComfyUI's node definitions when the
@@ -32,7 +34,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from .workflows import Template, TemplateError, conditioning_target, parse_template_data
+from .workflows import (
+    InpaintModel,
+    Template,
+    TemplateError,
+    conditioning_target,
+    parse_inpaint_model,
+    parse_template_data,
+)
 
 Kind = Literal[
     "text",
@@ -124,6 +133,14 @@ class Check:
 
 
 @dataclass(frozen=True)
+class InpaintSwitch:
+    """When the checkpoint of input ``model`` is an inpainting model, build with ``graph``."""
+
+    model: str
+    graph: InpaintModel
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     """A tool: its name and words, its arguments, and the workflow that does the work."""
 
@@ -133,6 +150,7 @@ class ToolSpec:
     template: Template
     inputs: tuple[InputSpec, ...]
     checks: tuple[Check, ...] = ()
+    inpaint_model: InpaintSwitch | None = None
 
     @property
     def output_kinds(self) -> frozenset[str] | None:
@@ -201,7 +219,20 @@ def parse_spec(name: str, data: Mapping[str, Any]) -> ToolSpec:
         if item.kind == "mask" and item.source is not None and item.source not in names:
             raise SpecError(f"input {item.name!r}: 'source' names no input {item.source!r}")
     checks = tuple(_parse_check(raw, names) for raw in meta.get("checks", []))
-    return ToolSpec(tool, title, description, template, inputs, checks)
+    inpaint = _parse_inpaint(meta["inpaint_model"], inputs, template) if "inpaint_model" in meta else None
+    return ToolSpec(tool, title, description, template, inputs, checks, inpaint)
+
+
+def _parse_inpaint(raw: object, inputs: tuple[InputSpec, ...], template: Template) -> InpaintSwitch:
+    raw = raw if isinstance(raw, dict) else {}
+    model = raw.get("model")
+    if not any(i.name == model and i.kind == "model" and i.folder == "checkpoints" for i in inputs):
+        raise SpecError("'inpaint_model': 'model' must name the spec's checkpoints model input")
+    try:
+        graph = parse_inpaint_model(template, {k: v for k, v in raw.items() if k != "model"})
+    except TemplateError as exc:
+        raise SpecError(f"'inpaint_model': {exc}") from None
+    return InpaintSwitch(str(model), graph)
 
 
 def _parse_input(arg: str, raw: object, template: Template) -> InputSpec:

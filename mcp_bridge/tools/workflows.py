@@ -18,6 +18,10 @@ Pure Python (no ComfyUI import). A template is a ComfyUI API-format prompt (``{n
 * ControlNets are chained on the conditioning of one node (its ``positive`` and ``negative`` links,
   e.g. the KSampler): LoadImage -> optional preprocessor -> ControlNetLoader -> ControlNetApplyAdvanced,
   each apply taking the previous one's two outputs; the node then reads the last apply's.
+* An inpainting checkpoint swaps a noise-mask inpaint for the model's own conditioning
+  (:class:`InpaintModel`): InpaintModelConditioning takes the sampler's positive/negative links (after
+  any ControlNets), the VAE, the image and the mask; the sampler reads its three outputs, and the nodes
+  that only fed the old latent (VAEEncode, SetLatentNoiseMask) are dropped.
 * The outputs are the nodes listed in ``"outputs"`` or, without that list, every node of a known saving
   class (:data:`SAVE_NODES`); each output node with a ``filename_prefix`` input gets the caller's prefix.
 
@@ -89,6 +93,7 @@ CORE_NODES: dict[str, tuple[int, frozenset[str]]] = {
     "GrowMask": (1, frozenset({"mask", "expand", "tapered_corners"})),
     "SetLatentNoiseMask": (1, frozenset({"samples", "mask"})),
     "ImageCompositeMasked": (1, frozenset({"destination", "source", "x", "y", "resize_source"})),
+    "InpaintModelConditioning": (3, frozenset({"positive", "negative", "vae", "pixels", "mask"})),
     "ImagePadForOutpaint": (2, frozenset({"image", "left", "top", "right", "bottom", "feathering"})),
     "ImageBatch": (1, frozenset({"image1", "image2"})),
     "CreateVideo": (1, frozenset({"images", "fps"})),
@@ -171,6 +176,21 @@ class ControlStep:
     start_percent: float = 0.0
     end_percent: float = 1.0
     preprocessor: str | None = None
+
+
+@dataclass(frozen=True)
+class InpaintModel:
+    """How a template inpaints with an inpainting checkpoint: the links InpaintModelConditioning takes
+    besides the ``sampler`` node's positive/negative, and whether to keep a latent noise mask too."""
+
+    sampler: str
+    vae: tuple[str, int]
+    pixels: tuple[str, int]
+    mask: tuple[str, int]
+    noise_mask: bool = True
+
+
+INPAINT_CONDITIONING = "InpaintModelConditioning"
 
 
 @dataclass(frozen=True)
@@ -273,12 +293,16 @@ def build_prompt(
     controls: Sequence[ControlLike] = (),
     control_target: str | None = None,
     more_images: Mapping[str, Sequence[str]] | None = None,
+    inpaint_model: InpaintModel | None = None,
+    noise_mask_input: bool = True,
 ) -> Prompt:
     """A fresh API prompt from ``template`` (see :meth:`TemplateLibrary.build`); ``controls`` are
     chained on the conditioning of node ``control_target``.
 
     ``more_images`` maps an image slot (a LoadImage input) to further input files: each gets its own
     LoadImage, batched after the slot's image with ImageBatch (which resizes it to the first image's size).
+    ``inpaint_model`` (for an inpainting checkpoint) conditions the sampler with InpaintModelConditioning,
+    after the ControlNets; ``noise_mask_input`` says whether ComfyUI's node has its ``noise_mask`` input.
     """
     checked = _check_values(template, values)
     prefix = _check_prefix(filename_prefix)
@@ -299,6 +323,8 @@ def build_prompt(
         _chain_loras(prompt, template.checkpoint_node, chain)
     if controls:
         _chain_controls(prompt, _check_target(template, control_target), controls)
+    if inpaint_model is not None:
+        _use_inpaint_model(prompt, inpaint_model, noise_mask_input)
     for key, names in (more_images or {}).items():
         slot = template.slots[key]
         if names and slot.node not in removed:
@@ -761,6 +787,78 @@ def _chain_controls(prompt: Prompt, target: str, controls: Sequence[ControlLike]
         positive, negative = [apply, 0], [apply, 1]
     prompt[target]["inputs"]["positive"] = positive
     prompt[target]["inputs"]["negative"] = negative
+
+
+def parse_inpaint_model(template: Template, raw: object) -> InpaintModel:
+    """The ``inpaint_model`` declaration of a spec: ``{"sampler": "<id>", "vae": [id, n], "pixels":
+    [id, n], "mask": [id, n], "noise_mask": true}``; raise :class:`TemplateError`."""
+    if not isinstance(raw, dict):
+        raise TemplateError("must be an object of sampler, vae, pixels, mask")
+    sampler = raw.get("sampler")
+    node = template.prompt.get(sampler) if isinstance(sampler, str) else None
+    if node is None or not all(
+        is_link(node["inputs"].get(k)) for k in ("positive", "negative", "latent_image")
+    ):
+        raise TemplateError(
+            f"'sampler' {sampler!r} must name a node with positive, negative and latent_image links"
+        )
+    links = {key: _declared_link(template.prompt, key, raw.get(key)) for key in ("vae", "pixels", "mask")}
+    noise_mask = raw.get("noise_mask", True)
+    if not isinstance(noise_mask, bool):
+        raise TemplateError("'noise_mask' must be true or false")
+    return InpaintModel(str(sampler), links["vae"], links["pixels"], links["mask"], noise_mask)
+
+
+def _declared_link(prompt: Prompt, key: str, value: object) -> tuple[str, int]:
+    if not (is_link(value) and isinstance(value, list) and isinstance(value[0], str)):
+        raise TemplateError(f"{key!r} must be a [node_id, output] link")
+    source, index = value
+    count = _output_count(prompt[source]["class_type"], None) if source in prompt else 0
+    if (
+        isinstance(index, bool)
+        or not isinstance(index, int)
+        or index < 0
+        or (count is not None and index >= count)
+    ):
+        raise TemplateError(f"{key!r} links to no output {index!r} of a node {source!r}")
+    return source, index
+
+
+def _use_inpaint_model(prompt: Prompt, plan: InpaintModel, noise_mask_input: bool) -> None:
+    sampler = prompt[plan.sampler]["inputs"]
+    old_latent = sampler["latent_image"]
+    (node_id,) = _new_ids(prompt, 1)
+    inputs: dict[str, Any] = {
+        "positive": sampler["positive"],
+        "negative": sampler["negative"],
+        "vae": list(plan.vae),
+        "pixels": list(plan.pixels),
+        "mask": list(plan.mask),
+    }
+    if noise_mask_input:
+        inputs["noise_mask"] = plan.noise_mask
+    prompt[node_id] = _node(INPAINT_CONDITIONING, inputs, "Inpainting model conditioning")
+    sampler["positive"], sampler["negative"], sampler["latent_image"] = (
+        [node_id, 0],
+        [node_id, 1],
+        [node_id, 2],
+    )
+    _drop_unused(prompt, str(old_latent[0]))
+
+
+def _drop_unused(prompt: Prompt, start: str) -> None:
+    """Remove ``start`` and then its sources while nothing links to them any more."""
+    pending = [start]
+    while pending:
+        node_id = pending.pop()
+        if node_id not in prompt or _consumed(prompt, node_id):
+            continue
+        node = prompt.pop(node_id)
+        pending.extend(str(v[0]) for v in node["inputs"].values() if is_link(v))
+
+
+def _consumed(prompt: Prompt, node_id: str) -> bool:
+    return any(is_link(v) and v[0] == node_id for n in prompt.values() for v in n["inputs"].values())
 
 
 def _node(class_type: str, inputs: dict[str, Any], title: str) -> dict[str, Any]:
