@@ -46,8 +46,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_model_paths(path: Path) -> None:
-    # One section pointing ComfyUI at the generated tiny models (YAML is a superset of JSON).
+def _write_model_paths(path: Path, *, inpaint_models: bool = False) -> None:
+    # One section pointing ComfyUI at the generated tiny models (YAML is a superset of JSON); with
+    # inpaint_models a second one adds the inpainting checkpoint to the checkpoints.
     section = {
         "base_path": str(MODELS),
         "checkpoints": "checkpoints",
@@ -55,7 +56,10 @@ def _write_model_paths(path: Path) -> None:
         "upscale_models": "upscale_models",
         "controlnet": "controlnet",
     }
-    path.write_text(json.dumps({"tiny_models": section}, indent=2))
+    sections: dict[str, dict[str, str]] = {"tiny_models": section}
+    if inpaint_models:
+        sections["tiny_inpaint_models"] = {"base_path": str(MODELS / "inpaint"), "checkpoints": "checkpoints"}
+    path.write_text(json.dumps(sections, indent=2))
 
 
 def _detach_and_follow_parent() -> None:
@@ -82,6 +86,7 @@ class ComfyServer:
         base_dir: Path | None = None,
         test_nodes: Sequence[str] = (),
         frontend: str | None = None,
+        inpaint_models: bool = False,
     ) -> None:
         self.version = version
         self.frontend = frontend  # a comfyui-frontend-package version instead of the one ComfyUI pins
@@ -90,6 +95,7 @@ class ComfyServer:
         self.extra_args = list(extra_args)
         self.extra_env = dict(env or {})
         self.test_nodes = list(test_nodes)  # folders of testbed/custom_nodes to link into custom_nodes
+        self.inpaint_models = inpaint_models  # also serve the tiny inpainting checkpoint (a 2nd one)
         self._own_tmp = base_dir is None
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix=f"comfy-{version}-"))
         self.log_path = self.base_dir / "comfyui.log"
@@ -164,7 +170,7 @@ class ComfyServer:
             node_link = self.base_dir / "custom_nodes" / name
             if not node_link.exists():
                 node_link.symlink_to(TEST_NODES / name, target_is_directory=True)
-        _write_model_paths(self.base_dir / "extra_model_paths.yaml")
+        _write_model_paths(self.base_dir / "extra_model_paths.yaml", inpaint_models=self.inpaint_models)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self._log_file = log
         self.process = subprocess.Popen(

@@ -16,21 +16,46 @@ from PIL import Image
 from testbed import comfy_api
 from testbed.sample_workflows import txt2img, upscale, with_controlnet
 from testbed.server import EXTENSION_DIR_NAME, MODELS, VENV_PYTHON, ComfyServer, comfyui_dir
-from testbed.tiny_models import CONTROLNET_A_NAME, CONTROLNET_B_NAME, LORA_A_NAME, LORA_B_NAME
+from testbed.tiny_models import (
+    CHECKPOINT_NAME,
+    CONTROLNET_A_NAME,
+    CONTROLNET_B_NAME,
+    INPAINT_CHECKPOINT_NAME,
+    LORA_A_NAME,
+    LORA_B_NAME,
+)
 
-# Loads a ControlNet file with ComfyUI's own loader, logging at DEBUG (unexpected keys are DEBUG lines).
-_LOAD_CONTROLNET = """
+# Loads model files with ComfyUI's own loader, logging at DEBUG (unexpected keys are DEBUG lines):
+# ControlNets print their class, checkpoints the detected model and whether it is an inpainting one.
+_LOAD_MODELS = """
 import logging, sys
-paths, sys.argv = sys.argv[1:], [sys.argv[0], "--cpu"]
+kind, paths, sys.argv = sys.argv[1], sys.argv[2:], [sys.argv[0], "--cpu"]
 sys.path.insert(0, ".")
 logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(message)s")
 import comfy.options
 comfy.options.enable_args_parsing()
-import comfy.controlnet, comfy.utils
+import comfy.controlnet, comfy.sd, comfy.utils
 for path in paths:
-    net = comfy.controlnet.load_controlnet(path)
-    print("loaded", type(net.control_model).__name__)
+    if kind == "controlnet":
+        print("loaded", type(comfy.controlnet.load_controlnet(path).control_model).__name__)
+    else:
+        model = comfy.sd.load_checkpoint_guess_config(path, output_vae=True, output_clip=True)[0].model
+        print("loaded", type(model.model_config).__name__, model.model_config.inpaint_model())
 """
+
+
+def load_models(comfy: ComfyServer, kind: str, files: list[str]) -> subprocess.CompletedProcess[str]:
+    """Load ``files`` (``kind``: controlnet or checkpoint) in a fresh process of ``comfy``'s version."""
+    run = subprocess.run(
+        [str(VENV_PYTHON), "-c", _LOAD_MODELS, kind, *files],
+        cwd=comfyui_dir(comfy.version),
+        env=comfy.environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run
 
 
 def run(server: ComfyServer, prompt: dict[str, Any]) -> list[Path]:
@@ -85,15 +110,7 @@ def test_upscale_model_makes_a_4x_png(comfy: ComfyServer) -> None:
 
 def test_the_tiny_controlnets_load_with_no_missing_or_unexpected_keys(comfy: ComfyServer) -> None:
     files = [str(MODELS / "controlnet" / name) for name in (CONTROLNET_A_NAME, CONTROLNET_B_NAME)]
-    run = subprocess.run(
-        [str(VENV_PYTHON), "-c", _LOAD_CONTROLNET, *files],
-        cwd=comfyui_dir(comfy.version),
-        env=comfy.environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = load_models(comfy, "controlnet", files)
     assert run.stdout.count("loaded ControlNet") == 2
     assert "controlnet keys" not in run.stderr, run.stderr[-2000:]  # "missing/unexpected controlnet keys"
 
@@ -112,3 +129,18 @@ def test_a_controlnet_changes_the_image_and_strength_0_does_not(comfy: ComfyServ
         assert a.tobytes() != b.tobytes(), "the ControlNet had no effect"
         assert a.tobytes() == c.tobytes(), "strength 0 changed the image"
     assert "controlnet keys" not in comfy.log_text()
+
+
+def test_the_tiny_inpainting_checkpoint_loads_cleanly_as_an_inpainting_sd15(comfy: ComfyServer) -> None:
+    inpaint = MODELS / "inpaint" / "checkpoints" / INPAINT_CHECKPOINT_NAME
+    run = load_models(comfy, "checkpoint", [str(inpaint), str(MODELS / "checkpoints" / CHECKPOINT_NAME)])
+    assert run.stdout.splitlines() == ["loaded SD15 True", "loaded SD15 False"], run.stdout
+    problems = [
+        line
+        for line in run.stderr.splitlines()
+        if re.search(r"unet (missing|unexpected)|left over keys|clip unexpected|WARNING clip missing", line)
+    ]
+    assert problems == [], problems
+    # The only DEBUG note, for both files alike: CLIP-L's logit_scale/text_projection, which SD1.5 lacks.
+    notes = [line for line in run.stderr.splitlines() if "missing" in line and "torchaudio" not in line]
+    assert len(notes) == 2 and notes[0] == notes[1], notes

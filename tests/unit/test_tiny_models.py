@@ -43,13 +43,14 @@ def _shape(path: Path, key: str) -> tuple[int, ...]:
     return _shapes(path)[key]
 
 
-def test_generate_all_writes_the_six_files_into_comfyui_model_folders(models: dict[str, Path]) -> None:
+def test_generate_all_writes_the_seven_files_into_comfyui_model_folders(models: dict[str, Path]) -> None:
     dest = models["checkpoint"].parents[1]
     assert (
         set(models)
         == set(tm.MODEL_FILES)
         == {
             "checkpoint",
+            "checkpoint_inpaint",
             "lora_a",
             "lora_b",
             "upscaler",
@@ -61,6 +62,7 @@ def test_generate_all_writes_the_six_files_into_comfyui_model_folders(models: di
         assert models[role] == dest / folder / name
         assert models[role].stat().st_mode & 0o777 == 0o644
     assert models["checkpoint"].name == tm.CHECKPOINT_NAME == "tiny-sd15.safetensors"
+    assert models["checkpoint_inpaint"] == dest / "inpaint" / "checkpoints" / "tiny-sd15-inpaint.safetensors"
     assert not list(dest.rglob("*.tmp"))
 
 
@@ -70,7 +72,7 @@ def test_output_is_byte_identical_in_another_process(models: dict[str, Path], tm
         [sys.executable, "-m", "testbed.tiny_models", str(other)], cwd=REPO, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.count("wrote ") == 6
+    assert run.stdout.count("wrote ") == 7
     for role, (folder, name) in tm.MODEL_FILES.items():
         assert filecmp.cmp(models[role], other / folder / name, shallow=False), role
 
@@ -80,7 +82,7 @@ def test_each_file_carries_a_single_metadata_key_with_its_stamp(models: dict[str
         with safe_open(str(path), framework="pt") as f:
             assert f.metadata() == {tm.METADATA_KEY: tm.stamp(role)}
         assert tm.read_stamp(path) == tm.stamp(role)
-    assert len({tm.stamp(role) for role in models}) == 6
+    assert len({tm.stamp(role) for role in models}) == 7
 
 
 def test_a_second_call_leaves_up_to_date_files_untouched(models: dict[str, Path]) -> None:
@@ -109,7 +111,7 @@ def test_the_cli_reports_cached_files_for_an_up_to_date_folder(
 ) -> None:
     assert tm.main([str(models["checkpoint"].parents[1])]) == 0
     out = capsys.readouterr().out
-    assert out.count("cached ") == 6
+    assert out.count("cached ") == 7
     assert "ready in" in out
 
 
@@ -135,6 +137,15 @@ def test_the_checkpoint_has_sd15_prefixes_and_the_shapes_comfyui_detects(models:
     assert _tensor(ckpt, "first_stage_model.vae_shift").item() == 0.0
     weight = _tensor(ckpt, unet + "input_blocks.1.0.in_layers.2.weight")
     assert weight.dtype == torch.float16
+
+
+def test_the_inpainting_checkpoint_is_the_checkpoint_with_a_9_channel_first_conv(
+    models: dict[str, Path],
+) -> None:
+    plain, inpaint = _shapes(models["checkpoint"]), _shapes(models["checkpoint_inpaint"])
+    first = "model.diffusion_model.input_blocks.0.0.weight"
+    assert inpaint[first] == (320, 9, 3, 3) and plain[first] == (320, 4, 3, 3)
+    assert {k: v for k, v in inpaint.items() if k != first} == {k: v for k, v in plain.items() if k != first}
 
 
 def test_weights_are_fan_in_scaled_and_image_heads_sit_around_mid_grey(models: dict[str, Path]) -> None:
