@@ -1,5 +1,5 @@
 """The result view (MCP Apps, ``io.modelcontextprotocol/ui``): one ``ui://`` HTML document bound to the
-generation tools and ``wait_job``.
+generation tools, ``generate_batch`` and ``wait_job``.
 
 Hosts that render MCP Apps show it next to the call: progress with Cancel, the images read through
 ``resources/read``, their seed and parameters, and actions that call our tools through the host. It
@@ -24,7 +24,7 @@ from mcp.server.mcpserver.tools import Tool
 VIEW_URI = "ui://comfyui-mcp-bridge/result.html"
 VIEW_FILE = Path(__file__).resolve().parents[1] / "ui" / "result.html"
 CSP_PLACEHOLDER = "__CSP__"
-VIEW_TOOLS_ALWAYS = ("wait_job",)
+VIEW_TOOLS_ALWAYS = ("generate_batch", "wait_job")  # bound where served: a batch makes files too
 
 
 def _sha256(text: str) -> str:
@@ -62,7 +62,7 @@ def view_html() -> str:
 
 
 def view_tool_names(spec_outputs: Iterable[tuple[str, Collection[str] | None]]) -> list[str]:
-    """The tools the view is bound to: every spec tool that makes files, and ``wait_job``."""
+    """The tools the view is bound to: every spec tool that makes files, generate_batch and wait_job."""
     return [name for name, kinds in spec_outputs if kinds is None or kinds] + list(VIEW_TOOLS_ALWAYS)
 
 

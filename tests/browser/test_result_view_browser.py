@@ -86,9 +86,10 @@ def caption_seed(run: Any) -> int:
     return int(match.group(1))
 
 
-def full_size(run: Any) -> tuple[int, int]:
-    """The first image of a run once the view has read the full file through resources/read."""
-    fig = run.locator("figure[data-full='1']").first
+def full_size(run: Any, xpath: str = "descendant::figure") -> tuple[int, int]:
+    """The first image of a run (or, with xpath "self::figure", this figure's) once the view has read the
+    full file through resources/read."""
+    fig = run.locator(f"xpath={xpath}[@data-full='1']").first
     fig.wait_for(timeout=60_000)
     size = fig.locator("img").evaluate(
         "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight, img.src.slice(0, 5)])"
@@ -128,6 +129,37 @@ def test_generate_shows_progress_then_reroll_upscale_and_compare(host_page: Any,
     view.locator("body").screenshot(path=str(artifacts / "result-view.png"))
     if os.environ.get("MCPB_UPDATE_DOCS_SCREENSHOT"):
         view.locator("body").screenshot(path=str(DOCS_SCREENSHOT))
+    assert PAGE_ERRORS == []
+
+
+def test_four_variations_are_a_batch_of_four_seeds_each_with_its_own_actions(
+    host_page: Any, artifacts: Path
+) -> None:
+    args = {"prompt": "a red kite over the sea", "width": 64, "height": 64, "steps": 4, "seed": seed()}
+    view = open_view(host_page, "generate_image", args, "A red kite, then four variations")
+    first = run_box(view, 0)
+    wait_state(first, "done")
+    first.locator("button[data-action='variations']").click()
+    batch = run_box(view, 1)
+    wait_state(batch, "done")
+    assert batch.get_attribute("data-tool") == "generate_batch"
+    figures = batch.locator("figure")
+    assert figures.count() == 4
+    seeds = [caption_seed(figures.nth(i)) for i in range(4)]
+    assert len(set(seeds)) == 4 and seeds == [seeds[0] + i for i in range(4)], seeds
+    assert all(full_size(figures.nth(i), "self::figure") == (64, 64) for i in range(4))
+    assert "steps4" in (figures.nth(2).locator("dl.params").text_content() or "").replace(" ", "")
+    controls = figures.nth(2).locator("[data-action]")
+    actions = {controls.nth(i).get_attribute("data-action") for i in range(controls.count())}
+    assert {"reroll", "upscale", "img2img", "save", "compare"} <= actions
+
+    figures.nth(2).locator("button[data-action='reroll']").click()
+    again = run_box(view, 2)
+    wait_state(again, "done")
+    assert again.get_attribute("data-tool") == "generate_image"
+    assert caption_seed(again) not in seeds
+    assert "a red kite over the sea" in (again.locator("h2").text_content() or "")
+    view.locator("body").screenshot(path=str(artifacts / "result-view-variations.png"))
     assert PAGE_ERRORS == []
 
 

@@ -46,12 +46,14 @@ def wire_size(tools: list[Any]) -> int:
     return len(json.dumps([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools]))
 
 
-async def test_generation_tools_and_wait_job_carry_the_view_and_nothing_else_does(tmp_path: Path) -> None:
+async def test_generation_tools_batch_and_wait_job_carry_the_view_and_nothing_else_does(
+    tmp_path: Path,
+) -> None:
     async with served(tmp_path) as services, Client(build_mcp(services)) as client:
         tools = (await client.list_tools()).tools
     bound = {t.name for t in tools if (t.meta or {}).get("ui", {}).get("resourceUri") == apps.VIEW_URI}
     # Every spec tool makes files (the shipped ones grow: inpaint, outpaint, ...); the others never carry it.
-    assert bound == {*services.specs.specs, "wait_job"}
+    assert bound == {*services.specs.specs, "generate_batch", "wait_job"}
     assert {"generate_image", "img2img", "upscale_image"} <= bound
     assert all(set((t.meta or {}).keys()) <= {"ui"} for t in tools)
 
@@ -113,15 +115,45 @@ def normalized(result: CallToolResult) -> str:
     return re.sub(r"in \d+\.\d s", "in N s", text)
 
 
+async def three_ways(services: Services, tool: str, arguments: dict[str, Any]) -> list[CallToolResult]:
+    """The same call on a server without the view (today), and with it by a client without and with the
+    extension."""
+    unbound = mcp_server.create_mcp_server(services.settings, build_tools(services), services.comfy)
+    mcp = build_mcp(services)
+    results = []
+    for server, extensions in ((unbound, []), (mcp, []), (mcp, [APPS_CLIENT])):
+        async with Client(server, extensions=extensions) as client:
+            results.append(await client.call_tool(tool, arguments))
+    return results
+
+
 async def test_a_client_without_the_extension_gets_exactly_the_same_result(tmp_path: Path) -> None:
     async with served(tmp_path) as services:
-        mcp = build_mcp(services)
-        async with Client(mcp) as plain:
-            without = await plain.call_tool("generate_image", ARGS)
-        async with Client(mcp, extensions=[APPS_CLIENT]) as with_apps:
-            with_view = await with_apps.call_tool("generate_image", ARGS)
+        today, without, with_view = await three_ways(services, "generate_image", ARGS)
     assert not without.is_error and without.structured_content is not None
-    assert normalized(without) == normalized(with_view)
+    assert normalized(today) == normalized(without) == normalized(with_view)
+
+
+BATCH = {"prompts": ["a fox"], "variations": 2, "seed": 7, "arguments": {"width": 64, "height": 64}}
+
+
+def normalized_batch(result: CallToolResult) -> str:
+    data = result.model_dump(by_alias=True, mode="json")
+    text = json.dumps(data, sort_keys=True)
+    for item in data["structuredContent"]["items"]:
+        for prompt_id in item["parameters"]["prompt_ids"]:
+            text = text.replace(prompt_id, "PROMPT")
+        job_id = item["job_id"]
+        text = text.replace(job_id, "JOB").replace(job_id.replace(".", "_"), "JOB")
+    return text
+
+
+async def test_a_client_without_the_extension_gets_exactly_todays_batch_result(tmp_path: Path) -> None:
+    async with served(tmp_path) as services:
+        today, without, with_view = await three_ways(services, "generate_batch", BATCH)
+    assert not without.is_error and without.structured_content is not None
+    assert [i["seed"] for i in without.structured_content["items"]] == [7, 8]
+    assert normalized_batch(today) == normalized_batch(without) == normalized_batch(with_view)
 
 
 async def test_save_output_writes_a_result_under_the_output_path_rules(tmp_path: Path) -> None:
