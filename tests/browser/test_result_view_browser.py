@@ -132,6 +132,32 @@ def test_generate_shows_progress_then_reroll_upscale_and_compare(host_page: Any,
     assert PAGE_ERRORS == []
 
 
+def test_cancel_on_a_long_render_ends_the_job_and_empties_the_queue(
+    host_page: Any, ui_server: ComfyServer, artifacts: Path
+) -> None:
+    args = {"prompt": "a very long render", "width": 512, "height": 512, "steps": 150, "seed": seed()}
+    view = open_view(host_page, "generate_image", args, "A long one, please")
+    run = run_box(view, 0)
+    run.locator(".status span", has_text=re.compile(r"step \d+/150")).wait_for(timeout=120_000)
+    job_id = run.get_attribute("data-job")
+    assert job_id
+    run.locator("button[data-action='cancel']").click()
+    wait_state(run, "cancelled", timeout_s=60)
+    assert "cancelled" in (run.locator(".status").text_content() or "")
+    job = host_page.evaluate(
+        "(id) => window.host.client.callTool({name: 'get_job', arguments: {job_id: id}})", job_id
+    )
+    assert job["isError"] and f"Job {job_id} was cancelled" in job["content"][0]["text"]
+    deadline = time.monotonic() + 30  # ComfyUI drops the interrupted prompt right after its last event
+    queue = ui_server.get_json("/queue")
+    while (queue["queue_running"] or queue["queue_pending"]) and time.monotonic() < deadline:  # type: ignore[index]
+        time.sleep(0.2)
+        queue = ui_server.get_json("/queue")
+    assert queue == {"queue_running": [], "queue_pending": []}
+    host_page.screenshot(path=str(artifacts / "result-view-cancelled.png"), full_page=True)
+    assert PAGE_ERRORS == []
+
+
 def test_four_variations_are_a_batch_of_four_seeds_each_with_its_own_actions(
     host_page: Any, artifacts: Path
 ) -> None:
@@ -160,30 +186,4 @@ def test_four_variations_are_a_batch_of_four_seeds_each_with_its_own_actions(
     assert caption_seed(again) not in seeds
     assert "a red kite over the sea" in (again.locator("h2").text_content() or "")
     view.locator("body").screenshot(path=str(artifacts / "result-view-variations.png"))
-    assert PAGE_ERRORS == []
-
-
-def test_cancel_on_a_long_render_ends_the_job_and_empties_the_queue(
-    host_page: Any, ui_server: ComfyServer, artifacts: Path
-) -> None:
-    args = {"prompt": "a very long render", "width": 512, "height": 512, "steps": 150, "seed": seed()}
-    view = open_view(host_page, "generate_image", args, "A long one, please")
-    run = run_box(view, 0)
-    run.locator(".status span", has_text=re.compile(r"step \d+/150")).wait_for(timeout=120_000)
-    job_id = run.get_attribute("data-job")
-    assert job_id
-    run.locator("button[data-action='cancel']").click()
-    wait_state(run, "cancelled", timeout_s=60)
-    assert "cancelled" in (run.locator(".status").text_content() or "")
-    job = host_page.evaluate(
-        "(id) => window.host.client.callTool({name: 'get_job', arguments: {job_id: id}})", job_id
-    )
-    assert job["isError"] and f"Job {job_id} was cancelled" in job["content"][0]["text"]
-    deadline = time.monotonic() + 30  # ComfyUI drops the interrupted prompt right after its last event
-    queue = ui_server.get_json("/queue")
-    while (queue["queue_running"] or queue["queue_pending"]) and time.monotonic() < deadline:  # type: ignore[index]
-        time.sleep(0.2)
-        queue = ui_server.get_json("/queue")
-    assert queue == {"queue_running": [], "queue_pending": []}
-    host_page.screenshot(path=str(artifacts / "result-view-cancelled.png"), full_page=True)
     assert PAGE_ERRORS == []
