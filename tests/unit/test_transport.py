@@ -115,7 +115,8 @@ async def test_the_status_route_serves_the_snapshot(bare: Bare) -> None:
     assert data["limits"]["max_sessions"] == config.Settings().max_sessions
 
 
-async def test_session_and_stream_caps_answer_503_and_free_up(tmp_path: Path) -> None:
+async def test_the_sse_stream_cap_answers_503_and_frees_up(tmp_path: Path) -> None:
+    # The session cap (an idle session makes room, a busy one never) is tested in test_session_limits.
     settings = config.Settings(max_sessions=2, max_sse_streams=1)
     async with bare_server(tmp_path, settings) as bare:
         async with connect("sse", bare.url) as first:
@@ -123,10 +124,6 @@ async def test_session_and_stream_caps_answer_503_and_free_up(tmp_path: Path) ->
             async with aiohttp.ClientSession() as session:
                 async with session.get(bare.url + "/mcp/sse") as resp:
                     assert resp.status == 503
-            async with connect("streamable-2025", bare.url), connect("streamable-2025", bare.url):
-                with pytest.raises(Exception):  # noqa: B017 - the SDK wraps the 503 in its own error types
-                    async with connect("streamable-2025", bare.url) as third:
-                        await third.list_tools()
         await wait_for(lambda: bare.counts()["sessions"] == 0)
         async with connect("sse", bare.url) as again, connect("streamable-2025", bare.url) as other:
             await again.list_tools()
