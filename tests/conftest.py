@@ -29,6 +29,27 @@ def comfy(request: pytest.FixtureRequest) -> Iterator[ComfyServer]:
     server.stop()
 
 
+HOOK_FAILURES = (
+    "mcp-bridge: event hook failed",
+    "mcp-bridge: completion hook failed",
+    "mcp-bridge: task_done hook failed",
+    "Exception in thread",
+)
+
+
+@pytest.fixture(autouse=True)
+def hooks_never_raise(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test on the shared server: nothing of ours failed in ComfyUI's threads meanwhile."""
+    if "comfy" not in request.fixturenames:
+        yield
+        return
+    server: ComfyServer = request.getfixturevalue("comfy")
+    start = len(server.log_text())
+    yield
+    written = server.log_text()[start:]
+    assert [line for line in written.splitlines() if any(m in line for m in HOOK_FAILURES)] == []
+
+
 @pytest.fixture
 def comfy_factory() -> Iterator[Callable[..., ComfyServer]]:
     """Start extra ComfyUI servers with other flags or environment; all are stopped after the test."""

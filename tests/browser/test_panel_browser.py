@@ -82,6 +82,14 @@ def page(ui_server: ComfyServer, browser: Any) -> Iterator[Any]:
     context.close()
 
 
+@pytest.fixture(autouse=True)
+def panel_raises_nothing(page: Any) -> Iterator[None]:
+    """After every test: the panel's script raised no uncaught error in the page meanwhile."""
+    start = len(PAGE_ERRORS)
+    yield
+    assert [e for e in PAGE_ERRORS[start:] if "mcp_bridge_panel" in e] == []
+
+
 def test_the_mcp_tab_appears_and_shows_the_endpoint(
     page: Any, ui_server: ComfyServer, artifacts: Path
 ) -> None:
@@ -243,11 +251,6 @@ def test_the_connected_client_is_listed(page: Any, ui_server: ComfyServer) -> No
         release.set()
         thread.join(60)
     page.locator(".mcpb-sessions", has_text="No MCP client connected.").wait_for(timeout=30_000)
-
-
-def test_the_page_raised_no_error_from_the_panel(page: Any) -> None:
-    ours = [e for e in PAGE_ERRORS if "mcp_bridge_panel" in e]
-    assert ours == []
 
 
 def test_without_the_sidebar_api_a_floating_panel_is_used(ui_server: ComfyServer, browser: Any) -> None:
