@@ -56,7 +56,7 @@ class Soak:
 
     def __init__(self, server: ComfyServer) -> None:
         self.server = server
-        self.calls: list[tuple[float, float, str]] = []  # (wall seconds, epoch at return, job id)
+        self.calls: list[tuple[float, float, str]] = []  # (wall seconds, epoch at return, prompt id)
         self.errors: list[str] = []
         self.progress = 0
         self.left_mid_call = 0
@@ -78,7 +78,7 @@ class Soak:
                 if result.is_error or data.get("state") != "succeeded":
                     self.errors.append(f"{kind}: {str(result.content)[:200]}")
                 else:
-                    self.calls.append((wall, time.time(), str(data["job_id"])))
+                    self.calls.append((wall, time.time(), str(data["prompt_ids"][0])))
 
     async def leaver(self, kind: str) -> None:
         async with connect(kind, self.server.url) as client:
