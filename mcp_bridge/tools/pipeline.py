@@ -28,7 +28,7 @@ from ..services import Services
 from . import params
 from .arguments import ToolArguments
 from .jobs import follow_job
-from .specs import InputSpec, ToolSpec
+from .specs import Check, InputSpec, ToolSpec
 from .toolset import Toolset
 from .workflows import (
     INPAINT_CONDITIONING,
@@ -278,14 +278,30 @@ def _late_checks(
 ) -> None:
     # Checks that need the staged images: an omitted size is the source image's.
     for check in spec.checks:
-        if check.rule != "pixels" or check.source not in staged:
+        if check.rule not in ("pixels", "canvas") or check.source not in staged:
             continue
         source = staged[check.source]
-        width, height, *batch = (getattr(p, name) for name in check.inputs)
+        values = [getattr(p, name) for name in check.inputs]
         try:
-            limits.check_pixels(width or source.width, height or source.height, *(b or 1 for b in batch))
+            if check.rule == "pixels":
+                width, height, *batch = values
+                limits.check_pixels(width or source.width, height or source.height, *(b or 1 for b in batch))
+            else:
+                _check_canvas(check, source, [v or 0 for v in values], limits)
         except params.ParamRejected as exc:
             raise ToolError(str(exc)) from None
+
+
+def _check_canvas(check: Check, source: StagedImage, added: list[int], limits: params.Limits) -> None:
+    """The source image grown by ``added`` (left, right, top, bottom) within the side and pixel caps."""
+    width, height = source.width + added[0] + added[1], source.height + added[2] + added[3]
+    if max(width, height) > limits.max_side:
+        names = ", ".join(check.inputs)
+        raise params.ParamRejected(
+            f"{check.source} ({source.width}x{source.height}) grown by {names} would be {width}x{height}, "
+            f"over the largest side of {limits.max_side}; add fewer pixels"
+        )
+    limits.check_pixels(width, height)
 
 
 def _batch(spec: ToolSpec, p: ToolArguments) -> int:

@@ -16,7 +16,8 @@ A spec is an API-format workflow file whose ``"_bridge"`` entry also declares th
                                                   # when the mask is omitted)
       "checks": [{"pixels": ["width", "height", "batch_size"], "source": "input_image"},
                  {"together": ["width", "height"], "message": "..."},
-                 {"any": ["left", "right"], "message": "..."}],   # at least one given and not 0
+                 {"any": ["left", "right"], "message": "..."},    # at least one given and not 0
+                 {"canvas": ["left", "right", "top", "bottom"], "source": "input_image"}],  # padded size
       "outputs": ["9"], "slots": {...}, "bypass": {...},
       "inpaint_model": {"model": "<model input>", "sampler": "<id>", "vae": ["<id>", 2],
                         "pixels": ["<id>", 0], "mask": ["<id>", 0]}   # when that checkpoint is an
@@ -123,8 +124,9 @@ class InputSpec:
 @dataclass(frozen=True)
 class Check:
     """A rule over several arguments: ``pixels`` (width x height x batch within the budget, with the
-    size of ``source``'s image when width/height are omitted), ``together`` (all or none given) or
-    ``any`` (at least one given and not zero/empty)."""
+    size of ``source``'s image when width/height are omitted), ``together`` (all or none given),
+    ``any`` (at least one given and not zero/empty) or ``canvas`` (``source``'s image grown by the
+    first two inputs in width and the last two in height stays within the side and pixel caps)."""
 
     rule: str
     inputs: tuple[str, ...]
@@ -307,8 +309,14 @@ def _parse_check(raw: object, names: set[str]) -> Check:
         inputs, rule = tuple(raw["together"]), "together"
     elif isinstance(raw, dict) and isinstance(raw.get("any"), list) and raw["any"]:
         inputs, rule = tuple(raw["any"]), "any"
+    elif isinstance(raw, dict) and isinstance(raw.get("canvas"), list):
+        inputs, rule = tuple(raw["canvas"]), "canvas"
+        if len(inputs) != 4 or not raw.get("source"):
+            raise SpecError("check 'canvas' takes [left, right, top, bottom] and a 'source' image input")
     else:
-        raise SpecError("a check is {'pixels': [...]}, {'together': [...]} or {'any': [...]}")
+        raise SpecError(
+            "a check is {'pixels': [...]}, {'together': [...]}, {'any': [...]} or {'canvas': [...]}"
+        )
     source = raw.get("source")
     unknown = [n for n in (*inputs, *([source] if source else [])) if n not in names]
     if unknown:

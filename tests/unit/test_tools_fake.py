@@ -416,6 +416,24 @@ async def test_outpaint_pads_the_canvas_and_refuses_nothing_to_add(tmp_path: Pat
     assert (pad["left"], pad["top"], pad["right"], pad["bottom"], pad["feathering"]) == (8, 32, 0, 0, 0)
 
 
+async def test_outpaint_refuses_a_canvas_over_the_side_or_pixel_caps_before_queueing(tmp_path: Path) -> None:
+    async with bridge(tmp_path, Settings(max_side=1024, max_pixels=512 * 768)) as (client, services):
+        wide = await client.call_tool(
+            "outpaint", {"prompt": "sky", "input_image": png_b64((64, 64)), "left": 512, "right": 512}
+        )
+        big = await client.call_tool(
+            "outpaint", {"prompt": "sky", "input_image": png_b64((64, 64)), "right": 896, "bottom": 896}
+        )
+        fits = await client.call_tool(
+            "outpaint", {"prompt": "sky", "input_image": png_b64((64, 64)), "right": 128, "bottom": 128}
+        )
+        queued = len(fake(services).queued)
+    assert wide.is_error and "would be 1088x64, over the largest side of 1024" in text(wide), text(wide)
+    assert big.is_error and "960x960" in text(big) and "over the budget" in text(big), text(big)
+    assert not fits.is_error, text(fits)
+    assert queued == 1
+
+
 def test_schema_trimming_drops_derived_titles_but_keeps_a_property_named_title() -> None:
     from mcp_bridge.tools.toolset import drop_titles
 
