@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -50,7 +51,7 @@ async def http(
             method,
             server.url + path,
             headers=headers or {},
-            data=body,
+            data=io.BytesIO(body) if body is not None else None,  # raw bytes: aiohttp warns for big ones
             skip_auto_headers=["Content-Type"],
             timeout=aiohttp.ClientTimeout(total=30),
         ) as resp:
