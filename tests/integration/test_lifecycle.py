@@ -112,6 +112,8 @@ async def test_a_client_killed_mid_call_leaves_nothing_behind(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 async def test_fifty_sessions_open_with_comfyui_responsive_then_counts_return_to_zero(
