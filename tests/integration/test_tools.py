@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _mcp_clients import ok, text
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, ImageContent, ListRootsResult, ResourceLink, Root
 from PIL import Image
@@ -31,16 +32,6 @@ def args(**extra: Any) -> dict[str, Any]:
         "seed": random.randrange(2**40),
     }
     return {**base, **extra}
-
-
-def text(result: CallToolResult) -> str:
-    return " ".join(getattr(block, "text", "") for block in result.content)
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def files_of(comfy: ComfyServer, data: dict[str, Any]) -> list[Path]:
