@@ -1,5 +1,5 @@
 """inpaint with an inpainting checkpoint on a real ComfyUI: InpaintModelConditioning runs, the pixels
-outside the mask stay; an ordinary checkpoint keeps the latent noise mask.
+outside the mask stay; an ordinary checkpoint keeps the latent noise mask; outpaint takes the same switch.
 
 The inpainting checkpoint is a second checkpoint: only this test's own server sees it
 (``ComfyServer(inpaint_models=True)``), so the session servers keep one checkpoint and the tests that
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from PIL import ImageChops
 from test_inpaint import BOX, args, b64, changed, mask, outside_identical, result_image, source
 
 from testbed import comfy_api
@@ -41,6 +42,9 @@ async def test_an_inpainting_checkpoint_runs_its_own_conditioning_and_keeps_the_
         listed = await client.call_tool("list_models", {})
         model = await client.call_tool("inpaint", args(**given, model=INPAINT_CHECKPOINT_NAME))
         plain = await client.call_tool("inpaint", args(**given, model=CHECKPOINT_NAME))
+        grown = await client.call_tool(
+            "outpaint", args(input_image=given["input_image"], right=32, model=INPAINT_CHECKPOINT_NAME)
+        )
     assert not listed.is_error and listed.structured_content is not None
     assert INPAINT_CHECKPOINT_NAME in str(listed.structured_content) and CHECKPOINT_NAME in str(
         listed.structured_content
@@ -58,3 +62,12 @@ async def test_an_inpainting_checkpoint_runs_its_own_conditioning_and_keeps_the_
     assert plain.structured_content["inpaint_conditioning"] == "noise_mask"
     classes = prompt_classes(comfy, plain.structured_content)
     assert {"VAEEncode", "SetLatentNoiseMask"} <= classes and "InpaintModelConditioning" not in classes
+    # outpaint declares the same switch: the padded canvas is conditioned, the original stays.
+    out = await result_image(comfy, grown)
+    assert out.size == (96, 64)
+    assert ImageChops.difference(out.crop((0, 0, 64, 64)), original).getbbox() is None
+    assert grown.structured_content is not None
+    assert grown.structured_content["inpaint_conditioning"] == "model"
+    classes = prompt_classes(comfy, grown.structured_content)
+    assert {"ImagePadForOutpaint", "InpaintModelConditioning"} <= classes
+    assert not classes & {"VAEEncode", "SetLatentNoiseMask"}

@@ -155,6 +155,26 @@ def test_a_broken_inpaint_model_declaration_is_a_spec_error(change: dict[str, An
         parse_spec("inpaint", data)
 
 
+async def test_outpaint_with_an_inpainting_checkpoint_conditions_the_padded_canvas(tmp_path: Path) -> None:
+    call = {"prompt": "sky", "input_image": png_b64((64, 64)), "right": 32, "model": "inpainting.safetensors"}
+    async with (
+        fake_services(tmp_path, models=MODELS, inpainting={"inpainting.safetensors"}) as services,
+        Client(build_mcp(services)) as client,
+    ):
+        result = await client.call_tool("outpaint", call)
+        assert not result.is_error, text(result)
+        assert isinstance(services.comfy, FakeComfy)
+        ((_, prompt),) = services.comfy.queued
+    nodes = by_class(prompt)
+    assert "VAEEncode" not in nodes and "SetLatentNoiseMask" not in nodes
+    condition, inputs = nodes["InpaintModelConditioning"]
+    pad, grow = nodes["ImagePadForOutpaint"][0], nodes["GrowMask"][0]
+    assert inputs["pixels"] == [pad, 0] and inputs["mask"] == [grow, 0]
+    assert nodes["KSampler"][1]["latent_image"] == [condition, 2]
+    assert result.structured_content is not None
+    assert result.structured_content["inpaint_conditioning"] == "model"
+
+
 def test_the_shipped_inpaint_spec_declares_the_switch_on_its_model_input() -> None:
     switch = parse_spec("inpaint", shipped("inpaint")).inpaint_model
     assert switch is not None and switch.model == "model" and switch.graph.sampler == "3"
