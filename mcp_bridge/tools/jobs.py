@@ -33,19 +33,31 @@ JobId = Annotated[
 async def forward_if_remote(
     services: Services, ctx: Context | None, tool: str, arguments: dict[str, Any], wait_s: float = 0.0
 ) -> CallToolResult | None:
-    """The answer of the instance that owns ``arguments["job_id"]`` when that is a peer, else None.
-
-    A request that was itself forwarded is answered here (never forwarded twice).
-    """
+    """The answer of the instance that owns ``arguments["job_id"]`` when that is a peer, else None."""
     handle = parse_job_id(str(arguments["job_id"]))
-    own = services.runner.instance_id
-    if handle.instance is None or handle.instance == own:
+    if handle.instance is None or handle.instance == services.runner.instance_id:
         return None
-    what = f"Job {handle.text[:80]!r}"
+    return await forward_to(
+        services, ctx, handle.instance, f"Job {handle.text[:80]!r}", tool, arguments, wait_s
+    )
+
+
+async def forward_to(
+    services: Services,
+    ctx: Context | None,
+    instance: str,
+    what: str,
+    tool: str,
+    arguments: dict[str, Any],
+    wait_s: float = 0.0,
+) -> CallToolResult:
+    """Call ``tool`` on the peer ``instance`` that owns ``what``, progress relayed; a tool error when
+    it is no configured peer, does not answer, or this request was itself forwarded (never twice)."""
     if forwarded_by(ctx.headers if ctx is not None else None):
-        raise ToolError(f"{what} belongs to instance {handle.instance!r}, not this one ({own!r}).")
+        own = services.runner.instance_id
+        raise ToolError(f"{what} belongs to instance {instance!r}, not this one ({own!r}).")
     try:
-        peer = services.peers.get(handle.instance, what)
+        peer = services.peers.get(instance, what)
         report = ctx.report_progress if ctx is not None else None
         return await services.peers.call_tool(peer, tool, arguments, wait_s, report)
     except PeerError as exc:

@@ -15,8 +15,8 @@ from ..media import images
 from ..media.artifacts import Artifact
 from ..media.outputs import output_suffixes, plan_outputs, write_outputs
 from ..media.paths import PathRejected
-from ..peers import PeerError, forwarded_by
 from ..services import Services
+from .jobs import forward_to
 from .toolset import Toolset
 
 NOT_A_RESULT = (
@@ -25,19 +25,18 @@ NOT_A_RESULT = (
 )
 
 
-def owner_of(services: Services, uri: str) -> str | None:
-    """The peer instance that made the result at ``uri``; None when it is this instance's."""
+def locate(services: Services, uri: str) -> tuple[str | None, str]:
+    """``(owner, subfolder/file)`` of the result at ``uri``: owner is the peer instance that made it,
+    None when it is this instance's (ToolError naming what is accepted when ``uri`` is no output link)."""
     link = parse_output_link(uri)
     if link is None:
         raise ToolError(NOT_A_RESULT.format(uri=uri[:120]))
-    instance = link[0]
-    return None if instance in (None, services.runner.instance_id) else instance
+    instance, relative = link
+    return (None if instance in (None, services.runner.instance_id) else instance), relative
 
 
-def find_artifact(services: Services, uri: str) -> Artifact:
-    """The output artifact a job of this bridge made at ``uri`` (ToolError naming what is accepted)."""
-    link = parse_output_link(uri)
-    relative = link[1] if link is not None else None
+def find_artifact(services: Services, relative: str, uri: str) -> Artifact:
+    """The output artifact a job of this bridge made at ``relative`` (ToolError naming ``uri``)."""
     for job in services.registry.all():
         for artifact in job.artifacts:
             if artifact.folder_type == "output" and artifact.relative_path == relative:
@@ -56,10 +55,11 @@ def register(tools: Toolset, services: Services) -> None:
     ) -> CallToolResult:
         """Save a result (its comfy://.../output/... uri) to output_path, as output_path of the
         generation tools does: same folders, suffixes and overwrite rule."""
-        owner = owner_of(services, uri)
+        owner, relative = locate(services, uri)
         if owner is not None:
-            return await forward_save(services, ctx, owner, uri, output_path, overwrite)
-        artifact = find_artifact(services, uri)
+            arguments = {"uri": uri, "output_path": output_path, "overwrite": overwrite}
+            return await forward_to(services, ctx, owner, f"Result {uri[:120]!r}", "save_output", arguments)
+        artifact = find_artifact(services, relative, uri)
         plan = await plan_outputs(services, ctx, output_path, 1, overwrite, output_suffixes([artifact.kind]))
         assert plan is not None
         try:
@@ -67,20 +67,3 @@ def register(tools: Toolset, services: Services) -> None:
         except (PathRejected, images.ImageRejected, OSError) as exc:
             raise ToolError(f"could not write output_path {output_path!r}: {exc}") from None
         return CallToolResult(content=[TextContent(text=f"Saved {artifact.filename} as {written}")])
-
-
-async def forward_save(
-    services: Services, ctx: Context, owner: str, uri: str, output_path: str, overwrite: bool
-) -> CallToolResult:
-    """save_output of a peer's result, made by that peer (a forwarded request is never forwarded)."""
-    what = f"Result {uri[:120]!r}"
-    if forwarded_by(ctx.headers):
-        raise ToolError(
-            f"{what} belongs to instance {owner!r}, not this one ({services.runner.instance_id!r})."
-        )
-    arguments = {"uri": uri, "output_path": output_path, "overwrite": overwrite}
-    try:
-        peer = services.peers.get(owner, what)
-        return await services.peers.call_tool(peer, "save_output", arguments, 0.0, None)
-    except PeerError as exc:
-        raise ToolError(str(exc)) from None
