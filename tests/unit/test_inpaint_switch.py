@@ -34,11 +34,19 @@ def anyio_backend() -> str:
 async def inpaint(root: Path, **arguments: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     """One inpaint call: the prompt queued, the result's structured content, the job's summary."""
     call = {**CALL, "mask": mask_b64((64, 64), (16, 16, 48, 48)), **arguments}
+    return await queued_call(root, "inpaint", call)
+
+
+async def queued_call(
+    root: Path, tool: str, call: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """One call of ``tool`` with an inpainting checkpoint installed: the prompt queued, the result's
+    structured content, the job's summary."""
     async with (
         fake_services(root, models=MODELS, inpainting={"inpainting.safetensors"}) as services,
         Client(build_mcp(services)) as client,
     ):
-        result = await client.call_tool("inpaint", call)
+        result = await client.call_tool(tool, call)
         assert not result.is_error, text(result)
         assert isinstance(services.comfy, FakeComfy)
         ((_, prompt),) = services.comfy.queued
@@ -157,22 +165,14 @@ def test_a_broken_inpaint_model_declaration_is_a_spec_error(change: dict[str, An
 
 async def test_outpaint_with_an_inpainting_checkpoint_conditions_the_padded_canvas(tmp_path: Path) -> None:
     call = {"prompt": "sky", "input_image": png_b64((64, 64)), "right": 32, "model": "inpainting.safetensors"}
-    async with (
-        fake_services(tmp_path, models=MODELS, inpainting={"inpainting.safetensors"}) as services,
-        Client(build_mcp(services)) as client,
-    ):
-        result = await client.call_tool("outpaint", call)
-        assert not result.is_error, text(result)
-        assert isinstance(services.comfy, FakeComfy)
-        ((_, prompt),) = services.comfy.queued
+    prompt, content, _summary = await queued_call(tmp_path, "outpaint", call)
     nodes = by_class(prompt)
     assert "VAEEncode" not in nodes and "SetLatentNoiseMask" not in nodes
     condition, inputs = nodes["InpaintModelConditioning"]
     pad, grow = nodes["ImagePadForOutpaint"][0], nodes["GrowMask"][0]
     assert inputs["pixels"] == [pad, 0] and inputs["mask"] == [grow, 0]
     assert nodes["KSampler"][1]["latent_image"] == [condition, 2]
-    assert result.structured_content is not None
-    assert result.structured_content["inpaint_conditioning"] == "model"
+    assert content["inpaint_conditioning"] == "model"
 
 
 def test_the_shipped_inpaint_spec_declares_the_switch_on_its_model_input() -> None:
