@@ -13,26 +13,28 @@ from mcp.server.mcpserver import MCPServer
 from . import config
 from .comfyui import adapter
 from .comfyui.backend import ComfyBackend, PromptOutcome
+from .delivery.housekeeping import tidy
+from .delivery.previews import EarlyPreviews
 from .engine import ids
 from .engine.jobs import JobRegistry
+from .engine.peers import Peers, parse_peers
 from .engine.runner import JobRunner
-from .media.housekeeping import tidy
-from .media.prepare import EarlyPreviews
-from .peers import Peers, parse_peers
-from .server import mcp_server, panel, transport
-from .server.apps import view_tool_names
-from .services import Services
+from .http import transport
+from .mcp import server as mcp_server
+from .mcp.apps import view_tool_names
+from .mcp.toolset import Toolset
+from .panel import routes as panel
+from .specs.library import ParamModels, SpecLibrary, load_specs, make_models
+from .specs.params import Defaults, Limits
 from .tools import catalog as tools_catalog
 from .tools import debug as tools_debug
 from .tools import jobs as tools_jobs
 from .tools import saving as tools_saving
 from .tools.batch import add_batch_tool
-from .tools.library import ParamModels, SpecLibrary, load_specs, make_models
-from .tools.params import Defaults, Limits
 from .tools.pipeline import add_spec_tool
 from .tools.published import Published, folder_for
 from .tools.published import register as register_published
-from .tools.toolset import Toolset
+from .tools.services import Services
 from .tools.video import KINDS as VIDEO_KINDS
 from .tools.video import TOOL as VIDEO_TOOL
 from .tools.video import add_video_tool, load_video_catalog
@@ -154,7 +156,9 @@ def install_mcp(
     options = services.comfy.server_options()
     settings = services.settings
     mcp = build_mcp(services, published)
-    mcp_transport = transport.create_transport(mcp, options, settings, config_error=services.settings_error)
+    mcp_transport = transport.create_transport(
+        mcp_server.lowlevel_server(mcp), options, settings, config_error=services.settings_error
+    )
     transport.add_routes(server.routes, server.app, mcp_transport)
     live = getattr(mcp, "live", None)
     if live is not None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..media.artifacts import Artifact, kind_for, mime_for
-from . import backend, checkpoint_header
+from . import backend, headers
+from .artifacts import Artifact, kind_for, mime_for
 from .backend import NodeInput, PromptEvent, PromptOutcome, QueueView, ServerOptions
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -126,7 +126,7 @@ def is_inpainting_checkpoint(name: str) -> bool:
         path = folder_paths.get_full_path("checkpoints", name)
     except Exception:  # noqa: BLE001 - an odd name is simply not an inpainting model
         return False
-    return path is not None and checkpoint_header.is_inpainting_checkpoint(Path(path))
+    return path is not None and headers.is_inpainting_checkpoint(Path(path))
 
 
 def samplers() -> list[str]:

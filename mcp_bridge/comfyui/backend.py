@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ..media.artifacts import Artifact
+    from .artifacts import Artifact
 
 
 class PromptRejected(Exception):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ..comfyui.artifacts import Artifact
 from ..comfyui.backend import PromptEvent, PromptOutcome
-from ..media.artifacts import Artifact
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

@@ -17,16 +17,16 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..delivery.paths import numbered
+from ..delivery.present import present_job
 from ..engine.jobs import Job
+from ..mcp.toolset import Toolset
 from ..media.contact_sheet import fit_budget
-from ..media.paths import numbered
-from ..media.results import present_job
-from ..services import Services
-from . import params
-from .arguments import ToolArguments
+from ..specs import params
+from ..specs.arguments import ToolArguments
 from .jobs import session_of
 from .pipeline import GENERATES, submit_spec
-from .toolset import Toolset
+from .services import Services
 
 TOOL = "generate_batch"
 BASE_TOOL = "generate_image"

@@ -14,15 +14,15 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from ..comfyui.artifacts import MIME_BY_EXTENSION, OCTET_STREAM, mime_for
+from ..delivery.paths import PathPolicy, PathRejected
+from ..delivery.present import view_url_of
 from ..engine.ids import output_link
-from ..media.artifacts import MIME_BY_EXTENSION, OCTET_STREAM, mime_for
-from ..media.paths import PathPolicy, PathRejected
-from ..media.results import view_url_of
-from ..peers import PeerError
-from ..services import Services
-from .toolset import Toolset
+from ..engine.peers import PeerError
+from ..mcp.toolset import Toolset
+from ..specs.graph import available_preprocessors
+from .services import Services
 from .video import VideoCatalog, VideoFamilyInfo
-from .workflows import available_preprocessors
 
 Reader = Callable[..., Awaitable[bytes]]
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)

@@ -15,9 +15,9 @@ from mcp.types import CallToolResult, ToolAnnotations
 
 from ..comfyui.backend import PromptRejected
 from ..engine.jobs import summarize
-from ..services import Services
+from ..mcp.toolset import Toolset
 from .jobs import follow_job
-from .toolset import Toolset
+from .services import Services
 
 
 def register(tools: Toolset, services: Services) -> None:

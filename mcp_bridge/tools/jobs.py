@@ -11,12 +11,12 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
+from ..delivery.present import present_job
 from ..engine.ids import parse_job_id
 from ..engine.jobs import Job, JobState
-from ..media.results import present_job
-from ..peers import PeerError, forwarded_by
-from ..services import Services
-from .toolset import Toolset
+from ..engine.peers import PeerError, forwarded_by
+from ..mcp.toolset import Toolset
+from .services import Services
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 

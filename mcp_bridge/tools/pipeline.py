@@ -18,19 +18,16 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
 from ..comfyui.backend import PromptRejected
+from ..delivery.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
+from ..delivery.masks import make_mask
+from ..delivery.outputs import delivery, output_suffixes, plan_outputs
+from ..delivery.paths import PathRejected
 from ..engine.ids import new_job_id
 from ..engine.jobs import Job, summarize
-from ..media.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
-from ..media.masks import make_mask
-from ..media.outputs import delivery, output_suffixes, plan_outputs
-from ..media.paths import PathRejected
-from ..services import Services
-from . import params
-from .arguments import ToolArguments
-from .jobs import follow_job
-from .specs import Check, InputSpec, ToolSpec
-from .toolset import Toolset
-from .workflows import (
+from ..mcp.toolset import Toolset
+from ..specs import params
+from ..specs.arguments import ToolArguments
+from ..specs.graph import (
     INPAINT_CONDITIONING,
     ControlStep,
     InpaintModel,
@@ -38,6 +35,9 @@ from .workflows import (
     available_preprocessors,
     build_prompt,
 )
+from ..specs.spec import Check, InputSpec, ToolSpec
+from .jobs import follow_job
+from .services import Services
 
 GENERATES = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False

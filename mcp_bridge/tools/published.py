@@ -28,13 +28,13 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 
 from ..comfyui.backend import PromptRejected
-from ..services import Services
-from .arguments import ToolArguments, compile_arguments
+from ..mcp.toolset import Toolset
+from ..specs.arguments import ToolArguments, compile_arguments
+from ..specs.graph import TemplateError, restrict
+from ..specs.publishing import PublishRefused, build_spec, check_tool_name, parse_selection
+from ..specs.spec import SpecError, ToolSpec, parse_spec
 from .pipeline import add_spec_tool
-from .publish import PublishRefused, build_spec, check_tool_name, parse_selection
-from .specs import SpecError, ToolSpec, parse_spec
-from .toolset import Toolset
-from .workflows import TemplateError, restrict
+from .services import Services
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

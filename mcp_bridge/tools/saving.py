@@ -10,14 +10,14 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
+from ..comfyui.artifacts import Artifact
+from ..delivery.outputs import output_suffixes, plan_outputs, write_outputs
+from ..delivery.paths import PathRejected
 from ..engine.ids import parse_output_link
+from ..mcp.toolset import Toolset
 from ..media import images
-from ..media.artifacts import Artifact
-from ..media.outputs import output_suffixes, plan_outputs, write_outputs
-from ..media.paths import PathRejected
-from ..services import Services
 from .jobs import forward_to
-from .toolset import Toolset
+from .services import Services
 
 NOT_A_RESULT = (
     "{uri!r} is not a result of this server: pass the comfy://.../output/... uri of an image, "

@@ -29,13 +29,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, ValidationError
 
-from ..services import Services
-from . import params
-from .arguments import ToolArguments, compile_arguments
+from ..mcp.toolset import Toolset
+from ..specs import params
+from ..specs.arguments import ToolArguments, compile_arguments
+from ..specs.graph import TemplateError, default_folder, load_json, read_workflow_file, restrict
+from ..specs.spec import SpecError, ToolSpec, parse_spec
 from .pipeline import GENERATES, run_spec
-from .specs import SpecError, ToolSpec, parse_spec
-from .toolset import Toolset
-from .workflows import TemplateError, default_folder, load_json, read_workflow_file, restrict
+from .services import Services
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

@@ -12,8 +12,9 @@ from aiohttp import web
 from mcp.server.mcpserver import MCPServer
 
 from mcp_bridge import config
-from mcp_bridge.server import mcp_server, transport
-from mcp_bridge.server.transport import McpTransport
+from mcp_bridge.http import transport
+from mcp_bridge.http.transport import McpTransport
+from mcp_bridge.mcp import server as mcp_server
 
 
 @dataclass
@@ -73,7 +74,9 @@ async def bare_server(
     if extra is not None:
         app.add_routes(extra)
     options = Options(str(user_dir), listen=listen, cors_origin=cors_origin)
-    mcp_transport = transport.create_transport(mcp, options, settings, config_error=config_error)
+    mcp_transport = transport.create_transport(
+        mcp_server.lowlevel_server(mcp), options, settings, config_error=config_error
+    )
     routes = web.RouteTableDef()
     transport.add_routes(routes, app, mcp_transport)
     app.add_routes(routes)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_bridge.comfyui.adapter import read_event, read_outcome
+from mcp_bridge.comfyui.artifacts import Artifact
 from mcp_bridge.engine.jobs import JobRegistry
-from mcp_bridge.media.artifacts import Artifact
 
 
 def feed(registry: JobRegistry, event: str, data: dict[str, Any]) -> None:

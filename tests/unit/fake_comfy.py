@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from mcp_bridge.bridge import load_tool_specs, param_models
+from mcp_bridge.comfyui.artifacts import Artifact, kind_for, mime_for
 from mcp_bridge.comfyui.backend import (
     NodeInput,
     PromptEvent,
@@ -26,11 +27,10 @@ from mcp_bridge.comfyui.backend import (
     ServerOptions,
 )
 from mcp_bridge.config import Settings
+from mcp_bridge.delivery.previews import EarlyPreviews
 from mcp_bridge.engine.jobs import JobRegistry
 from mcp_bridge.engine.runner import JobRunner
-from mcp_bridge.media.artifacts import Artifact, kind_for, mime_for
-from mcp_bridge.media.prepare import EarlyPreviews
-from mcp_bridge.services import Services
+from mcp_bridge.tools.services import Services
 
 # Node inputs the shipped specs use, as ComfyUI 0.3.x declares them (bounds the compiler narrows with).
 NODE_INPUTS: dict[str, dict[str, NodeInput]] = {

@@ -14,16 +14,13 @@ import pytest
 from PIL import Image
 
 from mcp_bridge.comfyui.adapter import artifacts_from_history
+from mcp_bridge.comfyui.artifacts import Artifact, ArtifactInfo, ArtifactKind, mime_for
 from mcp_bridge.media import artifacts, images
 from mcp_bridge.media.artifacts import (
-    Artifact,
-    ArtifactInfo,
-    ArtifactKind,
     ConversionRefused,
     Preview,
     describe,
     encode_for,
-    mime_for,
     preview,
     suffixes_for,
 )

@@ -14,7 +14,7 @@ import pytest
 from _bare import wait_for
 from aiohttp import web
 
-from mcp_bridge.server.asgi import AsgiExchange, Message, Receive, Scope, Send, call_asgi
+from mcp_bridge.http.asgi import AsgiExchange, Message, Receive, Scope, Send, call_asgi
 
 pytestmark = pytest.mark.anyio
 
@@ -363,8 +363,8 @@ async def test_receive_reports_disconnect_once_the_app_has_answered() -> None:
 async def test_an_app_tripping_over_a_vanished_client_logs_one_line_not_a_traceback(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mcp_bridge.server import asgi
-    from mcp_bridge.server.security import RateLimitedLog
+    from mcp_bridge.http import asgi
+    from mcp_bridge.http.security import RateLimitedLog
 
     monkeypatch.setattr(asgi, "_GONE_LOG", RateLimitedLog())
     failed = 0

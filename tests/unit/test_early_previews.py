@@ -10,10 +10,10 @@ import pytest
 from mcp.types import ImageContent
 from PIL import Image
 
+from mcp_bridge.delivery.present import present_job
 from mcp_bridge.engine.jobs import Job, JobState
 from mcp_bridge.media import artifacts
-from mcp_bridge.media.results import present_job
-from mcp_bridge.services import Services
+from mcp_bridge.tools.services import Services
 from tests.unit.comfy_events import feed, finish
 from tests.unit.fake_comfy import fake_services
 
@@ -99,7 +99,7 @@ async def test_an_early_preview_that_failed_is_made_again_for_the_result(
 
 
 async def test_early_previews_are_dropped_with_a_failed_job_and_bounded_per_job_count(tmp_path: Path) -> None:
-    from mcp_bridge.media.prepare import EarlyPreviews
+    from mcp_bridge.delivery.previews import EarlyPreviews
 
     async with fake_services(tmp_path, hold=True) as services:
         kept = EarlyPreviews(services.comfy, keep_jobs=2).attach(services.registry)

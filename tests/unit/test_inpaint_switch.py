@@ -15,8 +15,8 @@ from mcp import Client
 from safetensors.torch import save_file
 
 from mcp_bridge.bridge import build_mcp
-from mcp_bridge.comfyui import checkpoint_header
-from mcp_bridge.tools.specs import SpecError, parse_spec
+from mcp_bridge.comfyui import headers as checkpoint_header
+from mcp_bridge.specs.spec import SpecError, parse_spec
 from tests.unit.fake_comfy import FakeComfy, fake_services
 from tests.unit.test_specs import shipped
 from tests.unit.test_tools_fake import mask_b64, png_b64, text

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from mcp_bridge.comfyui.backend import ComfyBackend
-from mcp_bridge.media.inputs import InputRejected, protected_folders, stage_input_image
-from mcp_bridge.media.paths import PathPolicy, PathRejected, protected_trees
+from mcp_bridge.delivery.inputs import InputRejected, protected_folders, stage_input_image
+from mcp_bridge.delivery.paths import PathPolicy, PathRejected, protected_trees
 
 LIMITS = {"max_bytes": 8 * 1024 * 1024, "max_pixels": 4096 * 4096}
 

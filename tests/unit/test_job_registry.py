@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from mcp_bridge.comfyui.artifacts import Artifact
 from mcp_bridge.engine.jobs import JobRegistry, JobState
-from mcp_bridge.media.artifacts import Artifact
 from tests.unit.comfy_events import feed, finish
 
 PROMPT = {

@@ -19,8 +19,9 @@ from mcp_bridge.comfyui.backend import ComfyBackend
 from mcp_bridge.config import Settings
 from mcp_bridge.engine.jobs import JobRegistry
 from mcp_bridge.engine.runner import JobRunner
-from mcp_bridge.server import panel, security
-from mcp_bridge.server.sessions import SessionRegistry
+from mcp_bridge.http import security
+from mcp_bridge.http.sessions import SessionRegistry
+from mcp_bridge.panel import routes as panel
 from tests.unit.comfy_events import feed, finish
 
 

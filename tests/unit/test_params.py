@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mcp_bridge.tools.library import make_models
-from mcp_bridge.tools.params import (
+from mcp_bridge.specs.graph import load_templates
+from mcp_bridge.specs.library import make_models
+from mcp_bridge.specs.params import (
     DEFAULT_LIMITS,
     MAX_SEED,
     RANDOM_SEED_BOUND,
@@ -25,7 +26,6 @@ from mcp_bridge.tools.params import (
     random_seed,
     resolve_seed,
 )
-from mcp_bridge.tools.workflows import load_templates
 
 # The shipped tools' arguments models, compiled from their specs for the default limits and defaults.
 DEFAULT_MODELS = make_models()

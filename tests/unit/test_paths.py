@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.media import paths
-from mcp_bridge.media.paths import (
+from mcp_bridge.delivery import paths
+from mcp_bridge.delivery.paths import (
     IMAGE_SUFFIXES,
     PathPolicy,
     PathRejected,

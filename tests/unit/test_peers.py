@@ -18,8 +18,8 @@ from mcp.types import CallToolResult, ResourceLink
 
 from mcp_bridge.bridge import build_mcp
 from mcp_bridge.config import Settings
-from mcp_bridge.peers import FORWARDED_HEADER, Peer, Peers, parse_peers
-from mcp_bridge.services import Services
+from mcp_bridge.engine.peers import FORWARDED_HEADER, Peer, Peers, parse_peers
+from mcp_bridge.tools.services import Services
 from tests.unit._bare import bare_server
 from tests.unit.fake_comfy import fake_services
 

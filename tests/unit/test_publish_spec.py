@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from mcp_bridge.comfyui.backend import NodeInput
-from mcp_bridge.tools.publish import PublishRefused, Selection, build_spec, parse_selection
-from mcp_bridge.tools.specs import parse_spec
+from mcp_bridge.specs.publishing import PublishRefused, Selection, build_spec, parse_selection
+from mcp_bridge.specs.spec import parse_spec
 
 NODES: dict[str, dict[str, NodeInput]] = {
     "CheckpointLoaderSimple": {"ckpt_name": NodeInput("COMBO", options=("a.safetensors", "b.safetensors"))},

@@ -20,8 +20,9 @@ from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 from mcp.types import CallToolResult
 
 from mcp_bridge.bridge import build_mcp, build_tools
-from mcp_bridge.server import apps, mcp_server
-from mcp_bridge.services import Services
+from mcp_bridge.mcp import apps
+from mcp_bridge.mcp import server as mcp_server
+from mcp_bridge.tools.services import Services
 from tests.unit.fake_comfy import fake_services
 
 pytestmark = pytest.mark.anyio

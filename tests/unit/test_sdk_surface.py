@@ -9,7 +9,7 @@ from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
-from mcp_bridge.server.transport import lowlevel_server
+from mcp_bridge.mcp.server import lowlevel_server
 
 
 def test_the_lowlevel_server_is_the_one_mcpserver_serves_through() -> None:
@@ -37,7 +37,7 @@ def test_both_protocol_eras_are_known() -> None:
 
 def test_initialize_declares_tools_list_changed() -> None:
     """The one non-public seam (server/live_tools.py): handshake-era initialize must say listChanged."""
-    from mcp_bridge.server.mcp_server import create_mcp_server
+    from mcp_bridge.mcp.server import create_mcp_server
 
     options = lowlevel_server(create_mcp_server()).create_initialization_options()
     assert options.capabilities.tools is not None and options.capabilities.tools.list_changed is True

@@ -14,8 +14,8 @@ import pytest
 from _bare import Bare, bare_server
 
 from mcp_bridge import config
-from mcp_bridge.server import security
-from mcp_bridge.server.security import Policy, build_policy
+from mcp_bridge.http import security
+from mcp_bridge.http.security import Policy, build_policy
 
 pytestmark = pytest.mark.anyio
 

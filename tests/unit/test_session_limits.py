@@ -12,7 +12,7 @@ import pytest
 from _bare import Bare, bare_server, wait_for
 
 from mcp_bridge import config
-from mcp_bridge.server.sessions import MAX_STATELESS, STATELESS, SessionRegistry
+from mcp_bridge.http.sessions import MAX_STATELESS, STATELESS, SessionRegistry
 from testbed.mcp_client import connect
 from testbed.raw_mcp import HEADERS, INITIALIZE, NonReadingSse, initialize_only, message, ping, slow_body
 

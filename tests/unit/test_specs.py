@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.tools.specs import SpecError, parse_spec
-from mcp_bridge.tools.workflows import default_folder
+from mcp_bridge.specs.graph import default_folder
+from mcp_bridge.specs.spec import SpecError, parse_spec
 
 
 def shipped(name: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from mcp_bridge.bridge import build_mcp
 from mcp_bridge.config import Settings
-from mcp_bridge.services import Services
+from mcp_bridge.tools.services import Services
 from tests.unit.fake_comfy import FakeComfy, fake_services
 
 pytestmark = pytest.mark.anyio
@@ -435,7 +435,7 @@ async def test_outpaint_refuses_a_canvas_over_the_side_or_pixel_caps_before_queu
 
 
 def test_schema_trimming_drops_derived_titles_but_keeps_a_property_named_title() -> None:
-    from mcp_bridge.tools.toolset import drop_titles
+    from mcp_bridge.mcp.toolset import drop_titles
 
     schema = {
         "title": "Args",

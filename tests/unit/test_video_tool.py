@@ -18,8 +18,8 @@ from PIL import Image
 
 from mcp_bridge.bridge import build_mcp
 from mcp_bridge.comfyui.backend import NodeInput
-from mcp_bridge.server.apps import VIEW_URI
-from mcp_bridge.services import Services
+from mcp_bridge.mcp.apps import VIEW_URI
+from mcp_bridge.tools.services import Services
 from tests.unit.fake_comfy import FakeComfy, fake_services
 from tests.unit.test_tools_fake import png_b64
 

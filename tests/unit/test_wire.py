@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_bridge.server import wire
+from mcp_bridge.http import wire
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bridge.tools.workflows import (
+from mcp_bridge.specs.graph import (
     CORE_NODES,
     DEFAULT_TEMPLATES,
     SlotValueRejected,

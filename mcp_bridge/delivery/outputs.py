@@ -20,11 +20,12 @@ from urllib.request import url2pathname
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
+from ..addresses import listens_beyond_loopback
+from ..comfyui.artifacts import Artifact
 from ..engine.jobs import Job, JobState
-from ..server.security import listens_beyond_loopback
-from ..services import Services
-from . import images
-from .artifacts import Artifact, encode_for, suffixes_for
+from ..media import images
+from ..media.artifacts import encode_for, suffixes_for
+from .host import DeliveryHost
 from .inputs import protected_folders
 from .paths import IMAGE_SUFFIXES, PathPolicy, PathRejected, numbered, safe_write
 
@@ -49,7 +50,7 @@ class OutputPlan:
 
 
 def output_policy(
-    services: Services, client_roots: tuple[str, ...] = (), suffixes: Iterable[str] = IMAGE_SUFFIXES
+    services: DeliveryHost, client_roots: tuple[str, ...] = (), suffixes: Iterable[str] = IMAGE_SUFFIXES
 ) -> PathPolicy:
     """Where callers may write: ComfyUI's output folder, the configured roots, the client's roots."""
     roots = [services.comfy.output_directory(), *services.settings.output_roots, *client_roots]
@@ -64,7 +65,7 @@ def output_suffixes(kinds: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(found)
 
 
-async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
+async def client_roots(services: DeliveryHost, ctx: Context) -> tuple[str, ...]:
     """Folders the MCP client declared as its roots, when the settings and ComfyUI's exposure allow.
 
     Only for a ComfyUI listening on loopback (a remote client's roots are not paths on this machine)
@@ -92,7 +93,7 @@ async def client_roots(services: Services, ctx: Context) -> tuple[str, ...]:
 
 
 async def plan_outputs(
-    services: Services,
+    services: DeliveryHost,
     ctx: Context,
     output_path: str | None,
     count: int,
@@ -112,7 +113,7 @@ async def plan_outputs(
     return plan
 
 
-def _check_targets(services: Services, plan: OutputPlan, count: int) -> None:
+def _check_targets(services: DeliveryHost, plan: OutputPlan, count: int) -> None:
     # Worker thread: every target resolves inside the allowed folders and is free unless overwriting.
     policy = output_policy(services, plan.client_roots, plan.suffixes)
     for text in numbered(plan.requested, count):
@@ -123,7 +124,7 @@ def _check_targets(services: Services, plan: OutputPlan, count: int) -> None:
             )
 
 
-def write_outputs(services: Services, plan: OutputPlan, sources: list[Artifact]) -> list[str]:
+def write_outputs(services: DeliveryHost, plan: OutputPlan, sources: list[Artifact]) -> list[str]:
     """Write ``sources`` as ``plan`` says (worker thread): re-resolved, folders created now, kept or
     converted to the asked format, written safely; the paths written."""
     policy = output_policy(services, plan.client_roots, plan.suffixes)
@@ -146,7 +147,7 @@ class Delivery:
 Deliver = Callable[[Job], Awaitable[Delivery]]
 
 
-def delivery(services: Services, plan: OutputPlan | None, staged: list[Path]) -> Deliver:
+def delivery(services: DeliveryHost, plan: OutputPlan | None, staged: list[Path]) -> Deliver:
     """The job-end step of a call: write its results as ``plan`` says, remove its staged inputs."""
 
     async def deliver(job: Job) -> Delivery:

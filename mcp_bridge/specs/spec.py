@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from .workflows import (
+from .graph import (
     InpaintModel,
     Template,
     TemplateError,

@@ -36,7 +36,6 @@ from typing import Any, Protocol
 
 from aiohttp import web
 from mcp.server.lowlevel.server import Server
-from mcp.server.mcpserver import MCPServer
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.types import (
@@ -137,22 +136,21 @@ def _json_error(
 
 
 class McpTransport:
-    """Serves the MCP routes for one :class:`MCPServer`; see the module docstring."""
+    """Serves the MCP routes for one low-level MCP server; see the module docstring."""
 
     def __init__(
         self,
-        mcp: MCPServer,
+        server: Server[Any],
         policy: security.Policy,
         settings: Settings,
         *,
         unavailable: str | None = None,
     ) -> None:
-        self.mcp = mcp
         self.policy = policy
         self.settings = settings
         self.unavailable = unavailable
         self.registry = SessionRegistry(stateless_ttl_s=settings.session_idle_timeout_s)
-        self.server = lowlevel_server(mcp)
+        self.server = server
         self.sse = SseServerTransport(
             "/mcp/messages",
             security_settings=policy.sdk_settings(),
@@ -169,7 +167,7 @@ class McpTransport:
         self._backlogs: dict[str, Backlog] = {}  # SSE session id -> requests not answered yet
         self._ending = 0  # sessions forgotten here whose DELETE is still on its way
         self._rate_log = security.RateLimitedLog()
-        mcp.middleware.append(self._observe_message)
+        server.middleware.append(self._observe_message)
 
     # -- lifecycle --
 
@@ -687,17 +685,6 @@ def _handshake_era(request: web.Request) -> bool:
     return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
 
 
-def lowlevel_server(mcp: MCPServer) -> Server[Any]:
-    """The low-level :class:`Server` behind ``mcp``, which the SDK's transports run.
-
-    MCPServer keeps it private; its public ``streamable_http_app()`` builds a session manager whose
-    public ``app`` is that server (the Starlette app and that manager are not used: each run of ours
-    makes its own manager).
-    """
-    mcp.streamable_http_app()
-    return mcp.session_manager.app
-
-
 def is_mcp_path(path: str) -> bool:
     """True for the MCP routes, with or without ComfyUI's ``/api`` prefix."""
     if path.startswith("/api/"):
@@ -706,7 +693,7 @@ def is_mcp_path(path: str) -> bool:
 
 
 def create_transport(
-    mcp: MCPServer,
+    server: Server[Any],
     options: ServerOptionsLike,
     settings: Settings,
     *,
@@ -757,7 +744,7 @@ def create_transport(
         log.info("comfyui-mcp-bridge: %s", policy.exposure)
     if unavailable:
         log.error("comfyui-mcp-bridge: MCP routes will answer 503: %s", unavailable)
-    return McpTransport(mcp, policy, settings, unavailable=unavailable)
+    return McpTransport(server, policy, settings, unavailable=unavailable)
 
 
 def add_routes(

@@ -17,12 +17,12 @@ from urllib.parse import urlencode
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 
+from ..comfyui.artifacts import Artifact, ArtifactInfo
 from ..engine.ids import output_link
 from ..engine.jobs import Job, JobState
-from ..services import Services
-from .artifacts import Artifact, ArtifactInfo
-from .contact_sheet import fit_budget
-from .prepare import PREVIEW_SIDE, prepared
+from ..media.contact_sheet import fit_budget
+from .host import DeliveryHost
+from .previews import PREVIEW_SIDE, prepared
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -114,7 +114,7 @@ def failure_message(job: Job) -> str:
     return f"ComfyUI failed{where}: {err.get('type', 'error')}: {err.get('message', 'unknown error')}"
 
 
-async def present_job(services: Services, job: Job, preview_side: int = PREVIEW_SIDE) -> CallToolResult:
+async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREVIEW_SIDE) -> CallToolResult:
     """The tool result of a finished job (raises ``ToolError`` for failed/cancelled jobs)."""
     if not job.state.finished:
         raise RuntimeError("present_job needs a finished job")

@@ -27,7 +27,7 @@ from .params import (
     check_text,
     unique_loras,
 )
-from .specs import InputSpec, ToolSpec
+from .spec import InputSpec, ToolSpec
 
 NodeInputs = Callable[[str], "Mapping[str, NodeInput] | None"]
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
 
-from .engine.ids import valid_instance_id
+from .ids import valid_instance_id
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

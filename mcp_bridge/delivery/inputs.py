@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..comfyui.backend import ComfyBackend
 from ..engine.ids import parse_output_link
-from . import images
+from ..media import images
 from .paths import PathPolicy, PathRejected, protected_trees, safe_write
 
 RESOURCE_PREFIX = "comfy://"  # results link full images as comfy://<instance>/output/<subfolder>/<name>

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..comfyui.backend import NodeInput
-from .specs import ARGUMENT_RE, OUTPUT_KINDS, RESERVED_ARGUMENTS, TOOL_NAME_RE
+from .spec import ARGUMENT_RE, OUTPUT_KINDS, RESERVED_ARGUMENTS, TOOL_NAME_RE
 
 # Loader widgets whose combo lists a model folder (other combos are compared with the folders' files).
 MODEL_WIDGETS: dict[tuple[str, str], str] = {

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arguments import NodeInputs, ToolArguments, compile_arguments
+from .graph import TemplateError, default_folder, load_json, read_workflow_file, restrict
 from .params import DEFAULT_LIMITS, DEFAULTS, Defaults, Limits, check_defaults
-from .specs import SpecError, ToolSpec, parse_spec
-from .workflows import TemplateError, default_folder, load_json, read_workflow_file, restrict
+from .spec import SpecError, ToolSpec, parse_spec
 
 log = logging.getLogger("comfyui_mcp_bridge")
 

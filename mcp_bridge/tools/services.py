@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .comfyui.backend import ComfyBackend
-from .config import Settings
-from .engine.jobs import JobRegistry
-from .engine.runner import JobRunner
-from .media.prepare import EarlyPreviews
-from .peers import Peers
-from .tools.library import ParamModels, SpecLibrary
+from ..comfyui.backend import ComfyBackend
+from ..config import Settings
+from ..delivery.previews import EarlyPreviews
+from ..engine.jobs import JobRegistry
+from ..engine.peers import Peers
+from ..engine.runner import JobRunner
+from ..specs.library import ParamModels, SpecLibrary
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -25,16 +26,15 @@ from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequ
 from mcp.types import Tool as MCPTool
 from pydantic import AnyUrl, BaseModel, Field
 
+from ..comfyui.artifacts import mime_for
 from ..comfyui.backend import ComfyBackend
 from ..config import Settings
-from ..media.artifacts import mime_for
-from ..media.inputs import RESOURCE_PREFIX
-from ..peers import Peers, forwarded_by
-from ..tools.toolset import Toolset
+from ..delivery.inputs import RESOURCE_PREFIX
+from ..engine.peers import Peers, forwarded_by
 from ..version import __version__
 from .apps import bind_result_view
 from .live_tools import LiveTools, announce_list_changes
-from .transport import lowlevel_server
+from .toolset import Toolset
 
 SERVER_NAME = "comfyui-mcp-bridge"
 
@@ -203,3 +203,14 @@ def server_tools(
             raise ToolError(message)
 
     return mcp
+
+
+def lowlevel_server(mcp: MCPServer) -> Server[Any]:
+    """The low-level :class:`Server` behind ``mcp``, which the SDK's transports run.
+
+    MCPServer keeps it private; its public ``streamable_http_app()`` builds a session manager whose
+    public ``app`` is that server (the Starlette app and that manager are not used: each run of ours
+    makes its own manager).
+    """
+    mcp.streamable_http_app()
+    return mcp.session_manager.app

@@ -15,10 +15,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..comfyui.artifacts import MIME_BY_EXTENSION, Artifact, ArtifactInfo
 from ..comfyui.backend import ComfyBackend
 from ..engine.jobs import Job, JobRegistry, JobState
-from . import artifacts
-from .artifacts import Artifact, ArtifactInfo
+from ..media import artifacts
 from .paths import PathPolicy, PathRejected
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -32,7 +32,7 @@ KEEP_JOBS = 32
 def locate(path: Path, output_dir: str) -> Path:
     """``path`` (where ComfyUI wrote an artifact) checked to lie inside its output folder, links
     resolved: a node reporting ``../`` names cannot make a result read other files (``PathRejected``)."""
-    policy = PathPolicy([output_dir], suffixes=artifacts.MIME_BY_EXTENSION)
+    policy = PathPolicy([output_dir], suffixes=MIME_BY_EXTENSION)
     return policy.resolve_input(str(path), output_dir)
 
 

@@ -39,16 +39,17 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import config
+from ..addresses import listens_beyond_loopback
 from ..comfyui.backend import ServerOptions
+from ..delivery import paths
 from ..engine.jobs import Job
-from ..media import paths
-from ..services import Services
-from ..tools.publish import PublishRefused
+from ..http import security
+from ..http.asgi import local_ip
+from ..http.sessions import SessionRegistry
+from ..specs.publishing import PublishRefused
 from ..tools.published import Published
+from ..tools.services import Services
 from ..version import __version__
-from . import security
-from .asgi import local_ip
-from .sessions import SessionRegistry
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -413,7 +414,7 @@ class Panel:
             return f"ComfyUI runs with --enable-cors-header, so other web sites could read the token; {where}"
         if any(h in request.headers for h in _FORWARDING_HEADERS):
             return f"this page is reached through a proxy; {where}"
-        if security.listens_beyond_loopback(self.options.listen):
+        if listens_beyond_loopback(self.options.listen):
             has_origin = request.headers.get("Origin") is not None or not require_origin
             if not (_is_loopback_ip(request.remote) and has_origin):
                 return (

@@ -51,12 +51,20 @@ from urllib.parse import urlsplit
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from ..addresses import (
+    WILDCARD_LISTEN,
+    is_loopback_address,
+    listen_addresses,
+    listens_beyond_loopback,
+    normalize_hostname,
+)
+
 log = logging.getLogger("comfyui_mcp_bridge")
+
 
 TOKEN_FILE = "comfyui-mcp-bridge.token"  # noqa: S105 - a file name, not a secret
 _TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _MIN_TOKEN_LENGTH = 32
-_WILDCARD_LISTEN = frozenset({"0.0.0.0", "::", "[::]", ""})  # noqa: S104 - recognised, never bound
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 #: Request headers a browser client may send to the MCP routes (answered in CORS preflights).
@@ -93,33 +101,6 @@ class Rejection:
 # -- addresses ---------------------------------------------------------------------------------
 
 
-def listen_addresses(listen: str) -> list[str]:
-    """The addresses in ComfyUI's ``--listen`` value (comma-separated, possibly bracketed IPv6)."""
-    out = []
-    for part in listen.split(","):
-        part = part.strip()
-        if part.startswith("[") and part.endswith("]"):
-            part = part[1:-1]
-        out.append(part)
-    return out or ["127.0.0.1"]
-
-
-def is_loopback_address(address: str) -> bool:
-    """True for ``localhost`` and loopback IP literals; other names count as not loopback (no DNS)."""
-    name = _normalize_hostname(address)
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def listens_beyond_loopback(listen: str) -> bool:
-    """True when any ``--listen`` address is a wildcard, a non-loopback IP or a host name."""
-    return any(a in _WILDCARD_LISTEN or not is_loopback_address(a) for a in listen_addresses(listen))
-
-
 def split_host(value: str) -> tuple[str, int | None] | None:
     """Parse a Host header (``name``, ``name:port``, ``[v6]:port``) into (normalized name, port)."""
     value = value.strip()
@@ -132,18 +113,7 @@ def split_host(value: str) -> tuple[str, int | None] | None:
         return None
     if not hostname:
         return None
-    return _normalize_hostname(hostname), port
-
-
-def _normalize_hostname(name: str) -> str:
-    name = name.strip().lower()
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    name = name.rstrip(".")
-    try:
-        return ipaddress.ip_address(name).compressed
-    except ValueError:
-        return name
+    return normalize_hostname(hostname), port
 
 
 def _host_for_url(name: str) -> str:
@@ -163,7 +133,7 @@ def _parse_origin(origin: str) -> tuple[str, str, int | None] | None:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         return None
     explicit_port: int | None = None if port == _DEFAULT_PORTS[scheme] else port
-    return scheme, _normalize_hostname(parts.hostname), explicit_port
+    return scheme, normalize_hostname(parts.hostname), explicit_port
 
 
 # -- token -------------------------------------------------------------------------------------
@@ -299,7 +269,7 @@ class Policy:
             return True
         if port is not None and (name, port) in self.host_ports:
             return True
-        if local_ip is not None and _is_ip(name) and name == _normalize_hostname(local_ip):
+        if local_ip is not None and _is_ip(name) and name == normalize_hostname(local_ip):
             self._learn_local_address(name)
             return True
         return False
@@ -318,7 +288,7 @@ class Policy:
             return "derived"
         if port is not None and (name, port) in self.host_ports:
             return "derived"
-        if local_ip is not None and _is_ip(name) and name == _normalize_hostname(local_ip):
+        if local_ip is not None and _is_ip(name) and name == normalize_hostname(local_ip):
             return "derived"
         return "refused"
 
@@ -481,12 +451,12 @@ def build_policy(
     """
     names = {"localhost", "127.0.0.1", "::1"}
     addresses = listen_addresses(listen)
-    wildcard = any(a in _WILDCARD_LISTEN for a in addresses)
+    wildcard = any(a in WILDCARD_LISTEN for a in addresses)
     for address in addresses:
-        if address not in _WILDCARD_LISTEN:
-            names.add(_normalize_hostname(address))
+        if address not in WILDCARD_LISTEN:
+            names.add(normalize_hostname(address))
     if wildcard:
-        hostname = _normalize_hostname(socket.gethostname())
+        hostname = normalize_hostname(socket.gethostname())
         if hostname:
             names.update({hostname, hostname.split(".", 1)[0] + ".local"})
     host_ports: set[tuple[str, int]] = set()
