@@ -3,5 +3,6 @@ the ASGI bridge to the SDK's transports, sessions and their bounds, the legacy S
 
 It serves a low-level MCP server it is given; it knows no tool.
 
-May import: nothing but the base modules (config, version, addresses). ``tests/unit/test_layers.py`` holds the table.
+May import: nothing but the base modules (config, version, addresses). ``tests/unit/test_layers.py``
+holds the table.
 """

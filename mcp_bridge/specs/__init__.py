@@ -3,5 +3,6 @@
 
 Pure Python: it compiles and builds, it never queues.
 
-May import: comfyui (the port's plain types only) and the base modules. ``tests/unit/test_layers.py`` holds the table.
+May import: comfyui (the port's plain types only) and the base modules.
+``tests/unit/test_layers.py`` holds the table.
 """
