@@ -9,6 +9,7 @@ text, see CVE-2026-56673). Synchronous: run it off the event loop.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -20,10 +21,20 @@ from ..engine.ids import parse_output_link
 from ..media import images
 from .paths import PathPolicy, PathRejected, protected_trees, safe_write
 
-RESOURCE_PREFIX = "comfy://"  # results link full images as comfy://<instance>/output/<subfolder>/<name>
+log = logging.getLogger("comfyui_mcp_bridge")
 STAGING_SUBFOLDER = "mcp"
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 _URL = re.compile(r"^[a-z][a-z0-9+.-]+://", re.IGNORECASE)  # http://, ftp://, file://, … (not C:\)
+
+
+def remove_staged(paths: Sequence[Path]) -> None:
+    """Remove staged copies; a file that cannot be removed is logged, never raised (clean-up must not
+    replace the error or result it follows). Synchronous: run it off the event loop."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("mcp-bridge: cannot remove staged input %s: %s", path.name, exc.strerror or exc)
 
 
 class InputRejected(ValueError):

@@ -26,7 +26,7 @@ from ..engine.jobs import Job, JobState
 from ..media import images
 from ..media.artifacts import encode_for, suffixes_for
 from .host import DeliveryHost
-from .inputs import protected_folders
+from .inputs import protected_folders, remove_staged
 from .paths import IMAGE_SUFFIXES, PathPolicy, PathRejected, numbered, safe_write
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -160,7 +160,7 @@ def delivery(services: DeliveryHost, plan: OutputPlan | None, staged: list[Path]
                 done.error = f"could not write output_path {plan.requested!r}: {_reason(exc)}"
                 log.warning("mcp-bridge: job %s: %s", job.id, done.error)
         if staged and not services.settings.keep_staged_inputs:
-            await asyncio.to_thread(_remove, staged)
+            await asyncio.to_thread(remove_staged, staged)
         return done
 
     return deliver
@@ -170,11 +170,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("mcp-bridge: cannot remove staged input %s: %s", path.name, exc.strerror or exc)

@@ -22,8 +22,8 @@ _JOB_ID = re.compile(
     rf"({INSTANCE_PATTERN})\.([0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}})"
 )
 RESERVED_INSTANCE_IDS = frozenset({"output"})  # the host part of the older comfy://output/... links
-OUTPUT_SCHEME = "comfy://"
-LOCAL_OUTPUT_PREFIX = "comfy://output/"
+OUTPUT_SCHEME = "comfy://"  # results link full files as comfy://<instance>/output/<subfolder>/<name>
+LOCAL_OUTPUT_PREFIX = f"{OUTPUT_SCHEME}output/"
 
 
 def valid_instance_id(text: str) -> bool:

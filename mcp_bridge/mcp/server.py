@@ -29,7 +29,7 @@ from pydantic import AnyUrl, BaseModel, Field
 from ..comfyui.artifacts import mime_for
 from ..comfyui.backend import ComfyBackend
 from ..config import Settings
-from ..delivery.inputs import RESOURCE_PREFIX
+from ..engine.ids import OUTPUT_SCHEME
 from ..engine.peers import Peers, forwarded_by
 from ..version import __version__
 from .apps import bind_result_view
@@ -114,7 +114,7 @@ class BridgeMCPServer(MCPServer):
         self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
     ) -> Iterable[ReadResourceContents] | InputRequiredResult:
         results = await super().read_resource(uri, context)
-        if isinstance(results, InputRequiredResult) or not str(uri).startswith(RESOURCE_PREFIX):
+        if isinstance(results, InputRequiredResult) or not str(uri).startswith(OUTPUT_SCHEME):
             return results
         mime = mime_for(urlsplit(str(uri)).path)
         return [dataclasses.replace(item, mime_type=mime) for item in results]

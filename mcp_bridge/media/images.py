@@ -24,6 +24,8 @@ from typing import BinaryIO
 
 from PIL import Image, features
 
+from ..comfyui.artifacts import MIME_BY_EXTENSION
+
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 4096 * 4096
 PREVIEW_MAX_SIDE = 512
@@ -31,7 +33,6 @@ PREVIEW_MAX_BYTES = 150_000  # per preview: far below the 1 MiB message limits o
 # libwebp effort 0-6: 0 encodes a 512² preview ~4x faster than 4 (the default) for ~8 % more bytes
 PREVIEW_WEBP_METHOD = 0
 
-MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 _DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*)(;base64)?,", re.ASCII | re.I)
@@ -53,7 +54,7 @@ class ImageFacts:
 
     @property
     def mime(self) -> str:
-        return MIME_TYPES[self.format]
+        return MIME_BY_EXTENSION[f".{self.format}"]
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -11,7 +11,7 @@ Pure Python (no ComfyUI import). A template is a ComfyUI API-format prompt (``{n
     }
 
 * A slot names the one node input that receives a parameter; the template's value there is the default.
-* A bypassed node is removed when every ``when`` condition equals the value given to :meth:`build`
+* A bypassed node is removed when every ``when`` condition equals the value given to :func:`build_prompt`
   (an absent value counts as ``null``); consumers of its output 0 are rewired to the link in ``through``.
 * LoRAs are chained after the template's single ``CheckpointLoaderSimple``: every consumer of its MODEL
   and CLIP outputs is rewired, by link, to the last ``LoraLoader``.
@@ -39,22 +39,13 @@ import logging
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
 META_KEY = "_bridge"
-DEFAULT_TEMPLATES = (
-    "txt2img",
-    "img2img",
-    "inpaint",
-    "outpaint",
-    "upscale",
-    "images_to_video",
-    "images_to_animation",
-)
 MAX_TEMPLATE_BYTES = 1_000_000
 
 SlotType = Literal["string", "int", "float", "bool"]
@@ -123,12 +114,8 @@ class TemplateError(ValueError):
     """A template file is broken (raised while loading; the loader turns it into a disabled template)."""
 
 
-class TemplateUnavailable(LookupError):
-    """The requested template does not exist or was disabled at start-up; the message says why."""
-
-
 class SlotValueRejected(ValueError):
-    """A value given to :meth:`TemplateLibrary.build` cannot go into the template."""
+    """A value given to :func:`build_prompt` cannot go into the template."""
 
 
 class LoraLike(Protocol):
@@ -214,7 +201,7 @@ class Bypass:
 
 @dataclass(frozen=True)
 class Template:
-    """A validated template. ``prompt`` is never handed out; :meth:`TemplateLibrary.build` copies it."""
+    """A validated template. ``prompt`` is never handed out; :func:`build_prompt` copies it."""
 
     name: str
     description: str
@@ -229,61 +216,6 @@ class Template:
         return self.checkpoint_node is not None
 
 
-@dataclass(frozen=True)
-class TemplateLibrary:
-    """Templates loaded once at start-up: the usable ones and, for the rest, why they are disabled."""
-
-    templates: Mapping[str, Template] = field(default_factory=dict)
-    problems: Mapping[str, str] = field(default_factory=dict)
-
-    def available(self, name: str) -> bool:
-        return name in self.templates
-
-    def reason(self, name: str) -> str | None:
-        """Why ``name`` cannot be used, or None when it can."""
-        if name in self.templates:
-            return None
-        return self.problems.get(name, f"there is no workflow template named {name!r}")
-
-    def get(self, name: str) -> Template:
-        template = self.templates.get(name)
-        if template is None:
-            raise TemplateUnavailable(f"workflow template {name!r} is unavailable: {self.reason(name)}")
-        return template
-
-    def restricted_to(
-        self, node_classes: Collection[str], node_outputs: Mapping[str, int] | None = None
-    ) -> TemplateLibrary:
-        """A copy that disables every template using a node class ComfyUI does not have."""
-        templates: dict[str, Template] = {}
-        problems = dict(self.problems)
-        for name, template in self.templates.items():
-            try:
-                _check_classes(template.prompt, node_classes, node_outputs)
-            except TemplateError as exc:
-                problems[name] = str(exc)
-                log.warning("workflow template %s disabled: %s", name, exc)
-            else:
-                templates[name] = template
-        return TemplateLibrary(templates, problems)
-
-    def build(
-        self,
-        template_name: str,
-        values: Mapping[str, Scalar | None],
-        loras: Sequence[LoraLike] = (),
-        *,
-        filename_prefix: str,
-    ) -> Prompt:
-        """Return a fresh API prompt: ``values`` in their slots, ``loras`` chained, outputs prefixed.
-
-        ``values`` keys must be slot names; ``None`` means "not given" (the template default stays).
-        ``filename_prefix`` goes to every SaveImage, e.g. ``"mcp/<job-id>"``.
-        Raises :class:`TemplateUnavailable` or :class:`SlotValueRejected`; never mutates the template.
-        """
-        return build_prompt(self.get(template_name), values, loras, filename_prefix=filename_prefix)
-
-
 def build_prompt(
     template: Template,
     values: Mapping[str, Scalar | None],
@@ -296,8 +228,12 @@ def build_prompt(
     inpaint_model: InpaintModel | None = None,
     noise_mask_input: bool = True,
 ) -> Prompt:
-    """A fresh API prompt from ``template`` (see :meth:`TemplateLibrary.build`); ``controls`` are
-    chained on the conditioning of node ``control_target``.
+    """A fresh API prompt: ``values`` in their slots, ``loras`` chained, outputs prefixed; ``controls``
+    are chained on the conditioning of node ``control_target``.
+
+    ``values`` keys must be slot names; ``None`` means "not given" (the template default stays).
+    ``filename_prefix`` goes to every output node, e.g. ``"mcp/<job-id>"``. Raises
+    :class:`SlotValueRejected`; never mutates the template.
 
     ``more_images`` maps an image slot (a LoadImage input) to further input files: each gets its own
     LoadImage, batched after the slot's image with ImageBatch (which resizes it to the first image's size).
@@ -338,40 +274,6 @@ def build_prompt(
 def default_folder() -> Path:
     """The ``workflows/`` folder shipped with the extension."""
     return Path(__file__).resolve().parents[2] / "workflows"
-
-
-def load_templates(
-    folder: Path | None = None,
-    *,
-    expected: Iterable[str] = DEFAULT_TEMPLATES,
-    node_classes: Collection[str] | None = None,
-    node_outputs: Mapping[str, int] | None = None,
-) -> TemplateLibrary:
-    """Load and validate every ``*.json`` template in ``folder``; never raises for a broken template.
-
-    ``expected`` names that are missing are reported as problems. ``node_classes`` (e.g. the keys of
-    ComfyUI's ``NODE_CLASS_MAPPINGS``) and ``node_outputs`` (class → number of outputs) tighten the
-    checks; without them only :data:`CORE_NODES` is known.
-    """
-    folder = folder or default_folder()
-    templates: dict[str, Template] = {}
-    problems: dict[str, str] = {}
-    files: dict[str, Path] = {}
-    try:
-        files = {p.stem: p for p in sorted(folder.glob("*.json")) if p.is_file()}
-    except OSError as exc:
-        problems["*"] = f"cannot list the workflow folder: {exc.strerror or exc}"
-    for name in expected:
-        if name not in files:
-            problems[name] = f"workflow template file {name}.json is missing"
-    for name, path in files.items():
-        try:
-            templates[name] = parse_template(name, read_workflow_file(path), node_classes, node_outputs)
-        except TemplateError as exc:
-            problems[name] = str(exc)
-    for name, reason in problems.items():
-        log.warning("workflow template %s disabled: %s", name, reason)
-    return TemplateLibrary(templates, problems)
 
 
 def read_workflow_file(path: Path) -> str:

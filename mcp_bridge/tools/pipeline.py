@@ -18,7 +18,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
 from ..comfyui.backend import PromptRejected
-from ..delivery.inputs import InputRejected, StagedImage, protected_folders, stage_input_image
+from ..delivery.inputs import InputRejected, StagedImage, protected_folders, remove_staged, stage_input_image
 from ..delivery.masks import make_mask
 from ..delivery.outputs import delivery, output_suffixes, plan_outputs
 from ..delivery.paths import PathRejected
@@ -158,7 +158,7 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
             raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
     except BaseException:
         copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
-        await asyncio.to_thread(_remove, copies)  # refused: leave nothing behind
+        await asyncio.to_thread(remove_staged, copies)  # refused: leave nothing behind
         raise
     return job
 
@@ -270,7 +270,7 @@ async def _mask(
         raise ToolError(str(exc)) from None
     finally:
         if given is not None:
-            await asyncio.to_thread(_remove, [given.path])
+            await asyncio.to_thread(remove_staged, [given.path])
 
 
 def _late_checks(
@@ -390,8 +390,3 @@ def _summary(
     parts += [(name, seed) for name, seed in seeds.items()]
     parts += [("image", image.source) for image in staged.values()]
     return summarize(parts)
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)

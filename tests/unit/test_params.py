@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mcp_bridge.specs.graph import load_templates
+from mcp_bridge.specs.graph import build_prompt, default_folder, parse_template, read_workflow_file
 from mcp_bridge.specs.library import make_models
 from mcp_bridge.specs.params import (
     DEFAULT_LIMITS,
@@ -302,13 +302,16 @@ def test_make_models_refuses_defaults_outside_the_limits() -> None:
 
 
 def test_slot_values_match_the_slots_of_the_shipped_templates() -> None:
-    library = load_templates()
+    library = {
+        n: parse_template(n, read_workflow_file(default_folder() / f"{n}.json"))
+        for n in ("txt2img", "img2img")
+    }
     gen = GenerateImageParams.model_validate(BASE).slot_values()
     img = Img2ImgParams.model_validate({**BASE, "input_image": "a.png"}).slot_values()
-    assert set(gen) | {"model", "seed"} == set(library.get("txt2img").slots)
-    assert set(img) | {"model", "seed", "image"} == set(library.get("img2img").slots)
-    prompt = library.build(
-        "img2img", {**img, "model": "m", "seed": 1, "image": "in.png"}, filename_prefix="mcp/x"
+    assert set(gen) | {"model", "seed"} == set(library["txt2img"].slots)
+    assert set(img) | {"model", "seed", "image"} == set(library["img2img"].slots)
+    prompt = build_prompt(
+        library["img2img"], {**img, "model": "m", "seed": 1, "image": "in.png"}, filename_prefix="mcp/x"
     )
     assert not [n for n in prompt.values() if n["class_type"] in ("ImageScale", "RepeatLatentBatch")]
 

@@ -169,6 +169,23 @@ async def test_a_refused_prompt_removes_the_staged_input_too(tmp_path: Path) -> 
     assert list((tmp_path / "input" / "mcp").iterdir()) == []
 
 
+async def test_a_clean_up_that_cannot_remove_the_staged_input_keeps_the_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unlink = Path.unlink
+
+    def refuse(path: Path, missing_ok: bool = False) -> None:
+        if path.parent.name == "mcp":
+            raise PermissionError(13, "Permission denied")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    async with bridge(tmp_path, reject="node 3: no such sampler") as (client, _):
+        result = await client.call_tool("upscale_image", {"input_image": png_b64((16, 16))})
+    assert result.is_error and "ComfyUI refused the workflow: node 3: no such sampler" in text(result)
+    assert "Permission" not in text(result)
+
+
 async def test_upscale_picks_the_only_model_and_names_the_list_tool_when_several(tmp_path: Path) -> None:
     async with bridge(tmp_path) as (client, _):
         result = await client.call_tool("upscale_image", {"input_image": png_b64((16, 12))})

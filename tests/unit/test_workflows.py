@@ -13,16 +13,14 @@ import pytest
 
 from mcp_bridge.specs.graph import (
     CORE_NODES,
-    DEFAULT_TEMPLATES,
     SlotValueRejected,
+    Template,
     TemplateError,
-    TemplateLibrary,
-    TemplateUnavailable,
     build_prompt,
     default_folder,
     is_link,
-    load_templates,
     parse_template,
+    read_workflow_file,
 )
 
 SHIPPED = Path(__file__).resolve().parents[2] / "workflows"
@@ -56,9 +54,13 @@ IMG2IMG: dict[str, Any] = {
 }
 
 
+Library = dict[str, Template]
+
+
 @pytest.fixture(scope="module")
-def library() -> TemplateLibrary:
-    return load_templates(SHIPPED)
+def library() -> Library:
+    """Every shipped workflow parsed as a template (what the spec loader builds on)."""
+    return {p.stem: parse_template(p.stem, read_workflow_file(p)) for p in sorted(SHIPPED.glob("*.json"))}
 
 
 def by_class(prompt: dict[str, Any], class_type: str) -> list[str]:
@@ -93,29 +95,30 @@ MINIMAL = {
 }
 
 
-def test_the_shipped_templates_all_load_without_problems(library: TemplateLibrary) -> None:
-    assert library.problems == {}
-    assert sorted(library.templates) == sorted(DEFAULT_TEMPLATES)
+def test_the_shipped_templates_all_load_without_problems(library: Library) -> None:
+    assert set(library) >= {"txt2img", "img2img", "inpaint", "outpaint", "upscale", "images_to_video"}
+    assert "images_to_animation" in library
     assert default_folder() == SHIPPED
 
 
 def test_the_shipped_templates_pass_a_check_against_comfyuis_core_node_names(
-    library: TemplateLibrary,
+    library: Library,
 ) -> None:
-    restricted = library.restricted_to(set(CORE_NODES), {k: v[0] for k, v in CORE_NODES.items()})
-    assert restricted.problems == {}
+    outputs = {k: v[0] for k, v in CORE_NODES.items()}
+    for name in library:
+        parse_template(name, read_workflow_file(SHIPPED / f"{name}.json"), set(CORE_NODES), outputs)
 
 
-def test_the_shipped_templates_declare_the_slots_the_tools_fill(library: TemplateLibrary) -> None:
+def test_the_shipped_templates_declare_the_slots_the_tools_fill(library: Library) -> None:
     common = {"model", "prompt", "negative_prompt", "width", "height", "batch_size", "seed", "steps"}
     common |= {"cfg_scale", "sampler", "scheduler"}
-    assert set(library.get("txt2img").slots) == common
-    assert set(library.get("img2img").slots) == common | {"image", "denoise"}
-    assert set(library.get("upscale").slots) == {"image", "upscale_model"}
+    assert set(library["txt2img"].slots) == common
+    assert set(library["img2img"].slots) == common | {"image", "denoise"}
+    assert set(library["upscale"].slots) == {"image", "upscale_model"}
 
 
-def test_txt2img_receives_every_value_in_its_slot(library: TemplateLibrary) -> None:
-    prompt = library.build("txt2img", TXT2IMG, filename_prefix="mcp/job-1")
+def test_txt2img_receives_every_value_in_its_slot(library: Library) -> None:
+    prompt = build_prompt(library["txt2img"], TXT2IMG, filename_prefix="mcp/job-1")
     (sampler,) = by_class(prompt, "KSampler")
     inputs = prompt[sampler]["inputs"]
     assert (inputs["seed"], inputs["steps"], inputs["cfg"]) == (1234, 12, 6.5)
@@ -130,26 +133,26 @@ def test_txt2img_receives_every_value_in_its_slot(library: TemplateLibrary) -> N
     assert_graph_sound(prompt)
 
 
-def test_build_returns_a_fresh_copy_and_leaves_the_template_untouched(library: TemplateLibrary) -> None:
-    before = copy.deepcopy(library.get("txt2img").prompt)
-    first = library.build("txt2img", TXT2IMG, [Lora("a")], filename_prefix="mcp/a")
+def test_build_returns_a_fresh_copy_and_leaves_the_template_untouched(library: Library) -> None:
+    before = copy.deepcopy(library["txt2img"].prompt)
+    first = build_prompt(library["txt2img"], TXT2IMG, [Lora("a")], filename_prefix="mcp/a")
     first["3"]["inputs"]["seed"] = 99
-    second = library.build("txt2img", {**TXT2IMG, "seed": 1}, filename_prefix="mcp/b")
-    assert library.get("txt2img").prompt == before
+    second = build_prompt(library["txt2img"], {**TXT2IMG, "seed": 1}, filename_prefix="mcp/b")
+    assert library["txt2img"].prompt == before
     assert second["3"]["inputs"]["seed"] == 1
     assert not by_class(second, "LoraLoader")
 
 
-def test_values_left_out_or_given_as_none_keep_the_template_defaults(library: TemplateLibrary) -> None:
-    prompt = library.build(
-        "txt2img", {"model": "m", "prompt": "p", "seed": 1, "steps": None}, filename_prefix="mcp/x"
+def test_values_left_out_or_given_as_none_keep_the_template_defaults(library: Library) -> None:
+    prompt = build_prompt(
+        library["txt2img"], {"model": "m", "prompt": "p", "seed": 1, "steps": None}, filename_prefix="mcp/x"
     )
     assert prompt["3"]["inputs"]["steps"] == 28
     assert prompt["5"]["inputs"] == {"width": 512, "height": 768, "batch_size": 1}
 
 
-def test_an_integer_cfg_is_stored_as_a_float(library: TemplateLibrary) -> None:
-    prompt = library.build("txt2img", {**TXT2IMG, "cfg_scale": 7}, filename_prefix="mcp/x")
+def test_an_integer_cfg_is_stored_as_a_float(library: Library) -> None:
+    prompt = build_prompt(library["txt2img"], {**TXT2IMG, "cfg_scale": 7}, filename_prefix="mcp/x")
     assert prompt["3"]["inputs"]["cfg"] == 7.0 and isinstance(prompt["3"]["inputs"]["cfg"], float)
 
 
@@ -171,46 +174,36 @@ def test_an_integer_cfg_is_stored_as_a_float(library: TemplateLibrary) -> None:
     ],
 )
 def test_build_refuses_values_that_are_not_scalars_of_the_slot_type(
-    library: TemplateLibrary, key: str, value: object
+    library: Library, key: str, value: object
 ) -> None:
     with pytest.raises(SlotValueRejected, match=key):
-        library.build("txt2img", {**TXT2IMG, key: value}, filename_prefix="mcp/x")  # type: ignore[dict-item]
+        build_prompt(library["txt2img"], {**TXT2IMG, key: value}, filename_prefix="mcp/x")  # type: ignore[dict-item]
 
 
-def test_build_refuses_a_value_for_a_slot_the_template_does_not_declare(library: TemplateLibrary) -> None:
+def test_build_refuses_a_value_for_a_slot_the_template_does_not_declare(library: Library) -> None:
     with pytest.raises(SlotValueRejected, match="no slot 'denoise'"):
-        library.build("txt2img", {**TXT2IMG, "denoise": 0.5}, filename_prefix="mcp/x")
+        build_prompt(library["txt2img"], {**TXT2IMG, "denoise": 0.5}, filename_prefix="mcp/x")
 
 
-def test_build_requires_the_slots_marked_required(library: TemplateLibrary) -> None:
+def test_build_requires_the_slots_marked_required(library: Library) -> None:
     with pytest.raises(SlotValueRejected, match="needs a value for image, model"):
-        library.build("img2img", {"prompt": "p", "seed": 1}, filename_prefix="mcp/x")
+        build_prompt(library["img2img"], {"prompt": "p", "seed": 1}, filename_prefix="mcp/x")
 
 
 @pytest.mark.parametrize(
     "prefix",
     ["", "../x", "/abs", "a//b", "a/../b", "mcp/%date:yyyy%", "x" * 65, "a/b/c/d/e", "-x", "mcp/a b", 7],
 )
-def test_build_refuses_unsafe_filename_prefixes(library: TemplateLibrary, prefix: Any) -> None:
+def test_build_refuses_unsafe_filename_prefixes(library: Library, prefix: Any) -> None:
     with pytest.raises(SlotValueRejected, match="filename_prefix"):
-        library.build("txt2img", TXT2IMG, filename_prefix=prefix)
-
-
-def test_unknown_and_disabled_templates_raise_with_the_reason() -> None:
-    library = TemplateLibrary({}, {"img2img": "node 3 (KSampler): missing inputs seed"})
-    with pytest.raises(TemplateUnavailable, match="missing inputs seed"):
-        library.build("img2img", {}, filename_prefix="mcp/x")
-    with pytest.raises(TemplateUnavailable, match="no workflow template named 'inpaint'"):
-        library.get("inpaint")
-    assert library.reason("img2img") == "node 3 (KSampler): missing inputs seed"
-    assert not library.available("img2img")
+        build_prompt(library["txt2img"], TXT2IMG, filename_prefix=prefix)
 
 
 def test_loras_are_chained_between_the_checkpoint_and_every_model_and_clip_consumer(
-    library: TemplateLibrary,
+    library: Library,
 ) -> None:
     loras = [Lora("style/a.safetensors", 1.0, 0.5), Lora("b.safetensors", -0.8, 2.0), Lora("c", 0.1, 0.1)]
-    prompt = library.build("txt2img", TXT2IMG, loras, filename_prefix="mcp/x")
+    prompt = build_prompt(library["txt2img"], TXT2IMG, loras, filename_prefix="mcp/x")
     (ckpt,) = by_class(prompt, "CheckpointLoaderSimple")
     chain = by_class(prompt, "LoraLoader")
     assert len(chain) == 3
@@ -262,8 +255,7 @@ def test_lora_chaining_finds_consumers_by_link_whatever_the_node_ids() -> None:
         "save": {"class_type": "SaveImage", "inputs": {"images": ["78", 0], "filename_prefix": "p"}},
     }
     template = parse_template("odd", template_text(nodes))
-    library = TemplateLibrary({"odd": template})
-    prompt = library.build("odd", {}, [Lora("a"), Lora("b")], filename_prefix="mcp/x")
+    prompt = build_prompt(template, {}, [Lora("a"), Lora("b")], filename_prefix="mcp/x")
     chain = by_class(prompt, "LoraLoader")
     assert chain == ["79", "80"]
     assert prompt["x"]["inputs"]["model"] == ["80", 0]
@@ -271,27 +263,32 @@ def test_lora_chaining_finds_consumers_by_link_whatever_the_node_ids() -> None:
     assert prompt["79"]["inputs"]["model"] == ["ckpt", 0]
 
 
-def test_build_refuses_duplicate_loras_and_non_finite_strengths(library: TemplateLibrary) -> None:
+def test_build_refuses_duplicate_loras_and_non_finite_strengths(library: Library) -> None:
     with pytest.raises(SlotValueRejected, match="listed twice"):
-        library.build("txt2img", TXT2IMG, [Lora("a"), Lora("a", 0.5)], filename_prefix="mcp/x")
+        build_prompt(library["txt2img"], TXT2IMG, [Lora("a"), Lora("a", 0.5)], filename_prefix="mcp/x")
     with pytest.raises(SlotValueRejected, match="strength_clip"):
-        library.build("txt2img", TXT2IMG, [Lora("a", 1.0, math.nan)], filename_prefix="mcp/x")
+        build_prompt(library["txt2img"], TXT2IMG, [Lora("a", 1.0, math.nan)], filename_prefix="mcp/x")
     with pytest.raises(SlotValueRejected, match="strength_model"):
-        library.build("txt2img", TXT2IMG, [Lora("a", True)], filename_prefix="mcp/x")
+        build_prompt(library["txt2img"], TXT2IMG, [Lora("a", True)], filename_prefix="mcp/x")
     with pytest.raises(SlotValueRejected, match="name"):
-        library.build("txt2img", TXT2IMG, [Lora(["4", 0])], filename_prefix="mcp/x")  # type: ignore[arg-type]
+        build_prompt(library["txt2img"], TXT2IMG, [Lora(["4", 0])], filename_prefix="mcp/x")  # type: ignore[arg-type]
 
 
-def test_a_template_without_a_checkpoint_loader_takes_no_loras(library: TemplateLibrary) -> None:
-    assert not library.get("upscale").supports_loras
+def test_a_template_without_a_checkpoint_loader_takes_no_loras(library: Library) -> None:
+    assert not library["upscale"].supports_loras
     with pytest.raises(SlotValueRejected, match="does not take LoRAs"):
-        library.build(
-            "upscale", {"image": "a.png", "upscale_model": "x4.pth"}, [Lora("a")], filename_prefix="m"
+        build_prompt(
+            library["upscale"],
+            {"image": "a.png", "upscale_model": "x4.pth"},
+            [Lora("a")],
+            filename_prefix="m",
         )
 
 
-def test_img2img_without_size_or_batch_bypasses_resize_and_repeat(library: TemplateLibrary) -> None:
-    prompt = library.build("img2img", {**IMG2IMG, "batch_size": 1, "denoise": 0.4}, filename_prefix="mcp/x")
+def test_img2img_without_size_or_batch_bypasses_resize_and_repeat(library: Library) -> None:
+    prompt = build_prompt(
+        library["img2img"], {**IMG2IMG, "batch_size": 1, "denoise": 0.4}, filename_prefix="mcp/x"
+    )
     assert not by_class(prompt, "ImageScale") and not by_class(prompt, "RepeatLatentBatch")
     (load,) = by_class(prompt, "LoadImage")
     (encode,) = by_class(prompt, "VAEEncode")
@@ -303,9 +300,9 @@ def test_img2img_without_size_or_batch_bypasses_resize_and_repeat(library: Templ
     assert_graph_sound(prompt)
 
 
-def test_img2img_with_size_and_batch_keeps_resize_and_repeat_in_the_chain(library: TemplateLibrary) -> None:
+def test_img2img_with_size_and_batch_keeps_resize_and_repeat_in_the_chain(library: Library) -> None:
     values = {**IMG2IMG, "width": 256, "height": 320, "batch_size": 3}
-    prompt = library.build("img2img", values, [Lora("a")], filename_prefix="mcp/x")
+    prompt = build_prompt(library["img2img"], values, [Lora("a")], filename_prefix="mcp/x")
     (scale,) = by_class(prompt, "ImageScale")
     (repeat,) = by_class(prompt, "RepeatLatentBatch")
     (encode,) = by_class(prompt, "VAEEncode")
@@ -317,18 +314,20 @@ def test_img2img_with_size_and_batch_keeps_resize_and_repeat_in_the_chain(librar
     assert_graph_sound(prompt)
 
 
-def test_the_upscale_template_takes_the_image_and_the_model(library: TemplateLibrary) -> None:
-    prompt = library.build("upscale", {"image": "in.png", "upscale_model": "x4.pth"}, filename_prefix="mcp/u")
+def test_the_upscale_template_takes_the_image_and_the_model(library: Library) -> None:
+    prompt = build_prompt(
+        library["upscale"], {"image": "in.png", "upscale_model": "x4.pth"}, filename_prefix="mcp/u"
+    )
     assert prompt["1"]["inputs"]["image"] == "in.png"
     assert prompt["2"]["inputs"]["model_name"] == "x4.pth"
     assert prompt["4"]["inputs"]["filename_prefix"] == "mcp/u"
-    assert library.get("upscale").save_nodes == ("4",)
+    assert library["upscale"].save_nodes == ("4",)
 
 
 def test_more_images_are_loaded_and_batched_after_the_slots_image_and_feed_its_consumers(
-    library: TemplateLibrary,
+    library: Library,
 ) -> None:
-    template = library.get("images_to_video")
+    template = library["images_to_video"]
     prompt = build_prompt(
         template,
         {"image": "a.png", "fps": 12.0},
@@ -345,27 +344,6 @@ def test_more_images_are_loaded_and_batched_after_the_slots_image_and_feed_its_c
     first = prompt[last["inputs"]["image1"][0]]
     assert first["inputs"]["image1"] == ["1", 0] and loads[first["inputs"]["image2"][0]] == "b.png"
     assert video["inputs"]["fps"] == 12.0
-
-
-def test_a_missing_template_file_is_reported_as_a_problem(tmp_path: Path) -> None:
-    (tmp_path / "txt2img.json").write_text(template_text(MINIMAL))
-    library = load_templates(tmp_path)
-    assert library.available("txt2img")
-    assert library.problems.keys() == set(DEFAULT_TEMPLATES) - {"txt2img"}
-    assert "img2img.json is missing" in library.problems["img2img"]
-
-
-def test_a_missing_folder_disables_every_expected_template(tmp_path: Path) -> None:
-    library = load_templates(tmp_path / "nowhere")
-    assert set(library.problems) >= set(DEFAULT_TEMPLATES) and not library.templates
-
-
-def test_a_broken_template_is_disabled_while_the_others_still_load(tmp_path: Path) -> None:
-    (tmp_path / "txt2img.json").write_text("{not json")
-    (tmp_path / "extra.json").write_text(template_text(MINIMAL))
-    library = load_templates(tmp_path, expected=["txt2img"])
-    assert "invalid JSON" in library.problems["txt2img"]
-    assert library.available("extra")
 
 
 def _nodes(**changes: Any) -> dict[str, Any]:
@@ -497,17 +475,14 @@ def test_a_broken_template_raises_a_template_error_naming_the_problem(text: str,
         parse_template("t", text)
 
 
-def test_a_template_with_a_node_class_comfyui_lacks_is_disabled_with_the_class_named(tmp_path: Path) -> None:
-    (tmp_path / "upscale.json").write_text((SHIPPED / "upscale.json").read_text())
-    library = load_templates(tmp_path, expected=["upscale"], node_classes={"LoadImage", "SaveImage"})
-    assert not library.available("upscale")
-    assert "ImageUpscaleWithModel, UpscaleModelLoader" in library.problems["upscale"]
+def test_a_template_with_a_node_class_comfyui_lacks_is_refused_with_the_class_named() -> None:
+    with pytest.raises(TemplateError, match="ImageUpscaleWithModel, UpscaleModelLoader"):
+        parse_template("upscale", (SHIPPED / "upscale.json").read_text(), {"LoadImage", "SaveImage"})
 
 
 def test_output_counts_from_comfyui_override_the_built_in_table() -> None:
-    template = parse_template("t", template_text(MINIMAL))
-    library = TemplateLibrary({"t": template}).restricted_to({"EmptyImage", "SaveImage"}, {"EmptyImage": 0})
-    assert "no output 0" in (library.reason("t") or "")
+    with pytest.raises(TemplateError, match="no output 0"):
+        parse_template("t", template_text(MINIMAL), {"EmptyImage", "SaveImage"}, {"EmptyImage": 0})
 
 
 def test_unknown_node_classes_are_accepted_when_no_class_list_is_given() -> None:
@@ -520,5 +495,5 @@ def test_unknown_node_classes_are_accepted_when_no_class_list_is_given() -> None
 
 def test_a_template_larger_than_the_cap_is_refused(tmp_path: Path) -> None:
     (tmp_path / "big.json").write_text(" " * 1_000_001)
-    library = load_templates(tmp_path, expected=[])
-    assert "larger than" in library.problems["big"]
+    with pytest.raises(TemplateError, match="larger than"):
+        read_workflow_file(tmp_path / "big.json")
