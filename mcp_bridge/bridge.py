@@ -12,7 +12,7 @@ from mcp.server.mcpserver import MCPServer
 
 from . import config
 from .comfyui import adapter
-from .comfyui.backend import ComfyBackend, PromptOutcome
+from .comfyui.backend import ComfyBackend
 from .delivery.housekeeping import tidy
 from .delivery.previews import EarlyPreviews
 from .engine import ids
@@ -43,26 +43,21 @@ from .version import __version__
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
-_services: Services | None = None
+# The bridge's state on ComfyUI's aiohttp application (typed keys; no module globals).
+SERVICES = web.AppKey("mcp_bridge.services", Services)
+BACKGROUND = web.AppKey("mcp_bridge.background", set)  # strong references to background tasks
 
 
 def build_services(server: Any) -> Services:
-    """Create the job engine on ComfyUI's server and hook it into ComfyUI's events."""
+    """Create the job engine on ComfyUI's server and hook it into ComfyUI's events (in dependency
+    order: the port, the registry reading its queue, the runner, then the hooks feeding both)."""
     options = adapter.server_options()
     settings, settings_error = config.load_or_report(options.user_directory)
-
-    def queue_view() -> tuple[list[str], list[str]]:
-        view = comfy.queue_view()
-        return view.running, view.pending
-
-    def on_done(outcome: PromptOutcome) -> None:
-        runner.on_done(outcome)
-
-    registry = JobRegistry(queue_view=queue_view)
-    comfy = adapter.Comfy(server, on_event=registry.on_event, on_done=on_done)
+    comfy = adapter.Comfy(server)
+    registry = JobRegistry(queue_view=comfy.queue_view)
     instance_id = ids.instance_id(settings.instance_id, options.port)
     runner = JobRunner(comfy, registry, instance_id=instance_id)
-    comfy.install_hooks()
+    comfy.install_hooks(on_event=registry.on_event, on_done=runner.on_done)
     specs = load_tool_specs(settings, comfy)
     return Services(
         peers=load_peers(settings, instance_id),
@@ -117,26 +112,27 @@ def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBack
 
 def install(server: Any) -> None:
     """Register the bridge's routes on ComfyUI's ``PromptServer`` (once per process)."""
-    global _services
-    if _services is not None:
+    app: web.Application = server.app
+    if SERVICES in app:
         return
-    _services = build_services(server)
-    routes: web.RouteTableDef = server.routes
-    routes.get("/mcp-bridge/health")(health)
-    published = Published(_services, folder_for(_services.comfy.server_options().user_directory))
+    services = build_services(server)
+    app[SERVICES] = services
+    app[BACKGROUND] = set()
+    server.routes.get("/mcp-bridge/health")(health)
+    published = Published(services, folder_for(services.comfy.server_options().user_directory))
     published.load()
-    mcp_transport = install_mcp(server, _services, published)
-    panel.install(server, _services, mcp_transport, published)
-    server.loop.call_soon_threadsafe(start_housekeeping, _services)
+    mcp_transport = install_mcp(server, services, published)
+    panel.install(server, services, mcp_transport, published)
+    server.loop.call_soon_threadsafe(start_housekeeping, services, app[BACKGROUND])
     log.info("comfyui-mcp-bridge %s installed", __version__)
 
 
 HOUSEKEEPING_INTERVAL_S = 3600.0
-_housekeeping: set[asyncio.Task[None]] = set()
 
 
-def start_housekeeping(services: Services) -> None:
-    """Sweep leftovers now and hourly, off the loop (see :mod:`.media.housekeeping`)."""
+def start_housekeeping(services: Services, keep: set[asyncio.Task[None]]) -> None:
+    """Sweep leftovers now and hourly, off the loop (see :mod:`.delivery.housekeeping`); the task is
+    kept in ``keep`` (the loop holds only weak references)."""
 
     async def rounds() -> None:
         while True:
@@ -145,8 +141,7 @@ def start_housekeeping(services: Services) -> None:
             await asyncio.to_thread(tidy, roots, input_dir, services.settings.staged_input_max_age_s)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
-    task = asyncio.get_running_loop().create_task(rounds())
-    _housekeeping.add(task)  # a strong reference: the loop keeps only weak ones
+    keep.add(asyncio.get_running_loop().create_task(rounds()))
 
 
 def install_mcp(
@@ -211,6 +206,7 @@ async def health(request: web.Request) -> web.Response:
         "bridge_version": __version__,
         "comfyui_version": adapter.comfyui_version(),
     }
-    if _services is not None:
-        data.update(instance_id=_services.runner.instance_id, queue_length=_services.comfy.queue_length())
+    services = request.app.get(SERVICES)
+    if services is not None:
+        data.update(instance_id=services.runner.instance_id, queue_length=services.comfy.queue_length())
     return web.json_response(data)

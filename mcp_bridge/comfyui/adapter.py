@@ -382,22 +382,26 @@ def describe_validation_error(error: dict[str, Any], node_errors: dict[str, Any]
     return "; ".join(parts)
 
 
+def _unhooked(_: object) -> None:
+    """The sinks before :meth:`Comfy.install_hooks`: nothing is watched yet."""
+
+
 class Comfy:
     """ComfyUI's queue and event stream as the bridge uses them.
 
-    Construct on ComfyUI's event loop thread. ``on_event`` and ``on_done`` are always called on that
-    loop (handed over with ``call_soon_threadsafe`` from ComfyUI's worker thread), and only for prompt
-    ids that were passed to :meth:`watch` — plus ``on_event("status", {})`` whenever ComfyUI's queue
-    changed while any prompt is watched.
+    Construct on ComfyUI's event loop thread. The ``on_event`` and ``on_done`` sinks given to
+    :meth:`install_hooks` are always called on that loop (handed over with ``call_soon_threadsafe``
+    from ComfyUI's worker thread), and only for prompt ids that were passed to :meth:`watch` — plus
+    ``on_event("status", {})`` whenever ComfyUI's queue changed while any prompt is watched.
     """
 
-    def __init__(self, server: Any, on_event: EventSink, on_done: DoneSink) -> None:
+    def __init__(self, server: Any) -> None:
         import execution
 
         self.server = server
         self.loop = server.loop
-        self._on_event = on_event
-        self._on_done = on_done
+        self._on_event: EventSink = _unhooked
+        self._on_done: DoneSink = _unhooked
         self._watched: set[str] = set()
         self._client_id = "mcp-bridge-" + uuid.uuid4().hex
         self._execution = execution
@@ -461,10 +465,12 @@ class Comfy:
 
     # -- hooks --
 
-    def install_hooks(self) -> None:
-        """Wrap ``PromptServer.send_sync`` and ``PromptQueue.task_done`` (idempotent, removable)."""
+    def install_hooks(self, on_event: EventSink, on_done: DoneSink) -> None:
+        """Wrap ``PromptServer.send_sync`` and ``PromptQueue.task_done`` (idempotent, removable): the
+        watched prompts' events go to ``on_event``, their completions to ``on_done``."""
         if self._original_send_sync is not None:
             return
+        self._on_event, self._on_done = on_event, on_done
         server, queue = self.server, self.server.prompt_queue
         original_send = server.send_sync
         original_done = queue.task_done

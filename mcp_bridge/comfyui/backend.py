@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from .artifacts import Artifact
@@ -59,9 +59,9 @@ class PromptOutcome:
     artifacts: tuple[Artifact, ...] = ()
 
 
-@dataclass(frozen=True)
-class QueueView:
-    """ComfyUI's queue at one instant: running prompt ids and pending ids in execution order."""
+class QueueView(NamedTuple):
+    """ComfyUI's queue at one instant: running prompt ids and pending ids in execution order (a pair:
+    ``running, pending = view``)."""
 
     running: list[str]
     pending: list[str]

@@ -231,12 +231,7 @@ async def fake_services(root: Path, settings: Settings | None = None, **fake: An
     """Services over a :class:`FakeComfy` (as ``services.comfy``), built as the bridge builds them."""
     settings = settings or Settings()
     comfy = FakeComfy(root, **fake)
-
-    def queue_view() -> tuple[list[str], list[str]]:
-        view = comfy.queue_view()
-        return view.running, view.pending
-
-    registry = JobRegistry(queue_view=queue_view)
+    registry = JobRegistry(queue_view=comfy.queue_view)
     runner = JobRunner(comfy, registry)
     comfy.on_event, comfy.on_done = registry.on_event, runner.on_done
     specs = load_tool_specs(settings, comfy)
