@@ -129,6 +129,26 @@ def is_inpainting_checkpoint(name: str) -> bool:
     return path is not None and headers.is_inpainting_checkpoint(Path(path))
 
 
+def template_files() -> dict[str, Path]:
+    """The JSON files ComfyUI serves under ``/templates/`` (name -> path), chosen as its server does:
+    the legacy ``templates`` folder of ``comfyui_workflow_templates`` when it has one (packages before
+    0.3), else the asset map of the split packages (media bundles and the core's manifest)."""
+    try:
+        from app.frontend_management import FrontendManager
+    except ImportError:
+        return {}
+    legacy = getattr(FrontendManager, "legacy_templates_path", None) or getattr(
+        FrontendManager, "templates_path", None
+    )
+    where = legacy() if legacy is not None else None
+    folder = Path(where) if where else None
+    if folder is not None and folder.is_dir():
+        return {p.name: p for p in folder.iterdir() if p.suffix == ".json"}
+    asset_map = getattr(FrontendManager, "template_asset_map", None)
+    found = (asset_map() if asset_map is not None else None) or {}
+    return {str(name): Path(path) for name, path in found.items() if str(name).endswith(".json")}
+
+
 def samplers() -> list[str]:
     """Sampler names KSampler accepts."""
     import comfy.samplers
@@ -192,6 +212,7 @@ def _node_input(spec: Any, required: bool) -> NodeInput:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     tooltip = opts.get("tooltip")
+    uploads = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "upload")
     return NodeInput(
         type=str(kind),
         required=required,
@@ -201,6 +222,9 @@ def _node_input(spec: Any, required: bool) -> NodeInput:
         step=number("step"),
         options=choices,
         tooltip=str(tooltip) if isinstance(tooltip, str) else None,
+        force_input=bool(opts.get("forceInput")),
+        control_after_generate=bool(opts.get("control_after_generate")),
+        upload=any(bool(opts.get(key)) for key in uploads),
     )
 
 
@@ -448,6 +472,9 @@ class Comfy:
 
     def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None:
         return node_inputs(class_type)
+
+    def template_files(self) -> dict[str, Path]:
+        return template_files()
 
     def queue_length(self) -> int:
         return int(self.server.prompt_queue.get_tasks_remaining())

@@ -83,6 +83,9 @@ class NodeInput:
     step: float | None = None
     options: tuple[str, ...] = ()
     tooltip: str | None = None
+    force_input: bool = False  # a socket only: the frontend shows no widget for it
+    control_after_generate: bool = False  # the frontend adds a "control after generate" value after it
+    upload: bool = False  # the frontend adds an upload button (with a value) after it
 
 
 class ComfyBackend(Protocol):
@@ -105,6 +108,10 @@ class ComfyBackend(Protocol):
     def schedulers(self) -> list[str]: ...
     def node_class_names(self) -> set[str]: ...
     def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None: ...
+    def template_files(self) -> dict[str, Path]:
+        """The workflow template files ComfyUI serves under ``/templates/`` (file name -> path): the
+        template packages' JSON graphs and ``index.json``. Reads the packages: call off the event loop."""
+        ...
 
     # -- the queue --
     async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int: ...

@@ -73,6 +73,7 @@ class FakeComfy:
     )
     extra_nodes: dict[str, dict[str, NodeInput]] = field(default_factory=dict)  # more node classes
     inpainting: set[str] = field(default_factory=set)  # checkpoints that are inpainting models
+    templates: dict[str, Path] = field(default_factory=dict)  # template files served at /templates/
     hold: bool = False  # keep queued prompts waiting until release()
     reject: str | None = None  # make enqueue refuse the next prompts with this message
     queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every prompt ever queued
@@ -131,6 +132,9 @@ class FakeComfy:
         return NODE_INPUTS.get(class_type) or self.extra_nodes.get(class_type)
 
     # -- the queue --
+    def template_files(self) -> dict[str, Path]:
+        return dict(self.templates)
+
     async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int:
         if self.reject:
             raise PromptRejected(self.reject)
