@@ -94,7 +94,10 @@ def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBack
     """The tools' arguments models with the configured limits and defaults (built-in ones if those clash)."""
     try:
         limits = Limits(
-            max_side=settings.max_side, max_pixels=settings.max_pixels, max_frames=settings.max_video_frames
+            max_side=settings.max_side,
+            max_pixels=settings.max_pixels,
+            max_frames=settings.max_video_frames,
+            max_input_image_bytes=settings.max_input_bytes,
         )
         defaults = Defaults(
             width=settings.default_width,

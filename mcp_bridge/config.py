@@ -227,6 +227,31 @@ class Settings:
             "max": 16384 * 16384,
         },
     )
+    fetch_url_hosts: list[str] = field(
+        default_factory=list,
+        metadata={
+            "doc": "Hosts whose https:// URLs input images may be (exact names, e.g. images.example.com). "
+            "Empty: URLs are never fetched. Names resolving to loopback, private or link-local "
+            "addresses are refused; redirects only within the same host.",
+        },
+    )
+    fetch_timeout_s: float = field(
+        default=20.0,
+        metadata={
+            "doc": "Seconds one image fetched from a URL may take, redirects included.",
+            "min": 1.0,
+            "max": 300.0,
+        },
+    )
+    max_input_bytes: int = field(
+        default=8 * 1024 * 1024,
+        metadata={
+            "doc": "Largest input image (file, base64 or URL), in bytes. Base64 inputs also count against "
+            "max_body_bytes.",
+            "min": 64 * 1024,
+            "max": 64 * 1024 * 1024,
+        },
+    )
     default_model: str = field(
         default="",
         metadata={

@@ -2,9 +2,10 @@
 
 Accepted: base64 or a ``data:`` URI; a resource URI the bridge returned (``comfy://output/...``); a
 file name in ComfyUI's input folder or an earlier output's file name; a path inside the allowed input
-folders. Whatever the source, the bytes are checked as an image and copied to
-``<input>/mcp/<uuid>.<ext>``; ComfyUI's ``LoadImage`` only ever sees that generated name (never caller
-text, see CVE-2026-56673). Synchronous: run it off the event loop.
+folders; an ``https://`` URL of a host the ``fetch_url_hosts`` setting lists (fetched by :mod:`.fetch`,
+then stored with :func:`store_image_bytes`). Whatever the source, the bytes are checked as an image
+and copied to ``<input>/mcp/<uuid>.<ext>``; ComfyUI's ``LoadImage`` only ever sees that generated
+name (never caller text, see CVE-2026-56673). Synchronous: run it off the event loop.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ ACCEPTED = (
     "result; a file name in ComfyUI's input or output folder; or a full path inside the allowed folders"
 )
 NOT_FETCHED = (
-    "URLs are not fetched; give a file name in ComfyUI's input/output folder, a comfy://output/… URI, "
-    "a path inside an allowed folder, or base64 / a data: URI"
+    "URLs are not fetched, except https:// URLs of hosts the fetch_url_hosts setting lists; give a file "
+    "name in ComfyUI's input/output folder, a comfy://output/… URI, a path inside an allowed folder, or "
+    "base64 / a data: URI"
 )
 
 
@@ -121,14 +123,25 @@ def stage_input_image(
         raise InputRejected(f"input_image is empty. {ACCEPTED}")
     try:
         if images.is_inline_image(value):
-            data, fmt = images.decode_input_image(value, max_bytes=max_bytes, max_pixels=max_pixels)
+            data, _ = images.decode_input_image(value, max_bytes=max_bytes, max_pixels=max_pixels)
             source = "inline"
         else:
             path, source = _locate(value, input_dir, output_dir, read_roots, protected)
-            data, fmt = images.read_input_file(path, max_bytes=max_bytes, max_pixels=max_pixels)
+            data, _ = images.read_input_file(path, max_bytes=max_bytes, max_pixels=max_pixels)
+    except images.ImageRejected as exc:
+        raise InputRejected(f"input_image is not usable: {exc}") from None
+    return store_image_bytes(data, source, input_dir=input_dir, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def store_image_bytes(
+    data: bytes, source: str, *, input_dir: Path, max_bytes: int, max_pixels: int
+) -> StagedImage:
+    """Check ``data`` as an input image and write it to ``input_dir/mcp/<uuid>.<ext>``."""
+    try:
         facts = images.check_image_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels)
     except images.ImageRejected as exc:
         raise InputRejected(f"input_image is not usable: {exc}") from None
+    fmt = facts.format
     folder = input_dir / STAGING_SUBFOLDER
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{uuid.uuid4().hex}.{_EXTENSIONS[fmt]}"

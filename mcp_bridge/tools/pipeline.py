@@ -18,6 +18,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
 from ..comfyui.backend import PromptRejected
+from ..delivery.fetch import FetchRefused, FetchRules, is_url, stage_url
 from ..delivery.inputs import InputRejected, StagedImage, protected_folders, remove_staged, stage_input_image
 from ..delivery.masks import make_mask
 from ..delivery.outputs import delivery, output_suffixes, plan_outputs
@@ -243,7 +244,14 @@ async def _stage(services: Services, value: str, limits: params.Limits) -> Stage
     comfy = services.comfy
     input_dir, output_dir = Path(comfy.input_directory()), Path(comfy.output_directory())
     read_roots = [input_dir, output_dir, *(Path(r) for r in services.settings.output_roots)]
+    max_pixels = limits.max_side * limits.max_side * 4
     try:
+        if is_url(value):
+            settings = services.settings
+            rules = FetchRules.of(
+                settings.fetch_url_hosts, limits.max_input_image_bytes, settings.fetch_timeout_s
+            )
+            return await stage_url(value, rules, input_dir=input_dir, max_pixels=max_pixels)
         return await asyncio.to_thread(
             stage_input_image,
             value,
@@ -252,9 +260,9 @@ async def _stage(services: Services, value: str, limits: params.Limits) -> Stage
             read_roots=read_roots,
             protected=protected_folders(comfy),
             max_bytes=limits.max_input_image_bytes,
-            max_pixels=limits.max_side * limits.max_side * 4,
+            max_pixels=max_pixels,
         )
-    except (InputRejected, PathRejected) as exc:
+    except (InputRejected, PathRejected, FetchRefused) as exc:
         raise ToolError(str(exc)) from None
 
 
