@@ -35,6 +35,8 @@ from .tools.pipeline import add_spec_tool
 from .tools.published import Published, folder_for
 from .tools.published import register as register_published
 from .tools.services import Services
+from .tools.templates import TemplateCatalog
+from .tools.templates import register as register_templates
 from .tools.video import KINDS as VIDEO_KINDS
 from .tools.video import TOOL as VIDEO_TOOL
 from .tools.video import add_video_tool, load_video_catalog
@@ -196,6 +198,7 @@ def build_tools(services: Services, published: Published | None = None) -> Tools
     tools_saving.register(toolset, services)
     if published is not None:
         register_published(toolset, published)
+    register_templates(toolset, services, TemplateCatalog(services.comfy))
     if services.settings.debug_tools:
         tools_debug.register(toolset, services)
     return toolset

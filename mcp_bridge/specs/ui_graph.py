@@ -240,11 +240,17 @@ def widget_values(node: Mapping[str, Any], declared: Mapping[str, NodeInput]) ->
         found[name] = values[at]
         at += 1
         left = len(widgets) - index - 1  # widgets still to fill
-        if has_control(name, spec) and at < len(values) and values[at] in CONTROL_WORDS:
+        extra = len(values) - at > left  # more values than widgets: the frontend added one here
+        if has_control(name, spec) and at < len(values) and (_is_control(values[at]) or extra):
             at += 1
-        elif spec.upload and len(values) - at > left:
+        elif spec.upload and extra:
             at += 1
     return found
+
+
+def _is_control(value: object) -> bool:
+    # "fixed", "randomize", ... (older frontends saved a boolean)
+    return isinstance(value, str) and value in CONTROL_WORDS
 
 
 def is_widget(spec: NodeInput) -> bool:

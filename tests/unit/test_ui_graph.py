@@ -286,3 +286,8 @@ def test_a_subgraph_containing_itself_is_an_error() -> None:
 def test_not_a_ui_graph() -> None:
     with pytest.raises(ConversionError, match="UI-format"):
         convert({"3": {"class_type": "KSampler", "inputs": {}}}, defs)
+
+
+def test_an_older_frontends_boolean_control_value_is_skipped_too() -> None:
+    values = widget_values({"widgets_values": [7, True, 20, 8.0]}, DEFS["KSampler"])
+    assert values == {"seed": 7, "steps": 20, "cfg": 8.0}
