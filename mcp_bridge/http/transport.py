@@ -10,7 +10,8 @@ Routes (ComfyUI also mounts each under ``/api``):
 - ``GET /mcp-bridge/sessions`` — the session registry's snapshot (JSON), behind the same gate.
 
 Every request passes :class:`~.security.Policy` first; a POST body is then read once and must be strict
-JSON, and an ``MCP-Protocol-Version`` header must name a supported version (:mod:`.wire`). The session
+JSON, and an ``MCP-Protocol-Version`` header must name a supported version (:mod:`.wire`); refusals made
+once the body is read carry the request's JSON-RPC id. The session
 manager's ``run()`` is an anyio context whose task group must be entered and left in one task, so it
 lives in a dedicated asyncio task, started by the first MCP request and stopped by
 :meth:`McpTransport.shutdown` (registered on ``app.on_shutdown``), which also cancels the handler tasks
@@ -46,6 +47,7 @@ from mcp.types import (
     UNSUPPORTED_PROTOCOL_VERSION,
     ErrorData,
     JSONRPCError,
+    RequestId,
 )
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
@@ -125,8 +127,12 @@ def _json_error(
     headers: dict[str, str] | None = None,
     code: int = INVALID_REQUEST,
     data: object = None,
+    request_id: RequestId | None = None,
 ) -> web.Response:
-    body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=message, data=data))
+    """An HTTP-level refusal as a JSON-RPC error; ``request_id`` is the refused request's id when its body
+    was read (``id: null`` only when it could not be)."""
+    error = ErrorData(code=code, message=message, data=data)
+    body = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
     return web.Response(
         status=status,
         text=body.model_dump_json(by_alias=True, exclude_unset=True),
@@ -386,6 +392,7 @@ class McpTransport:
                     503,
                     f"Too many MCP requests at once (limit {self.settings.max_open_requests})",
                     code=INTERNAL_ERROR,
+                    request_id=wire.request_id(message),
                 )
             self.registry.add("open_requests")
             self.registry.add("requests_total")
@@ -458,12 +465,6 @@ class McpTransport:
             return refused
         requested = request.headers.get("MCP-Protocol-Version")
         problem = wire.protocol_version_problem(requested)
-        if problem is not None:
-            self.registry.rejected("protocol-version")
-            data = {"supported": list(wire.SUPPORTED_VERSIONS), "requested": (requested or "")[:40]}
-            return _json_error(
-                400, problem, self._cors(request), code=UNSUPPORTED_PROTOCOL_VERSION, data=data
-            )
         manager = await self._ensure_manager()
         if manager is None:
             return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
@@ -473,6 +474,17 @@ class McpTransport:
 
         async def admit(message: Any) -> web.StreamResponse | None:
             nonlocal opening
+            if problem is not None:  # refused once the body is read, so the answer carries its id
+                self.registry.rejected("protocol-version")
+                data = wire.unsupported_version_data(requested)
+                return _json_error(
+                    400,
+                    problem,
+                    self._cors(request),
+                    code=UNSUPPORTED_PROTOCOL_VERSION,
+                    data=data,
+                    request_id=wire.request_id(message),
+                )
             if not may_open or not wire.is_initialize(message):
                 return None
             if not await self._make_room():
@@ -482,6 +494,7 @@ class McpTransport:
                     f"Too many open MCP sessions (max_sessions {self.settings.max_sessions}), and every "
                     "one has a request in flight; retry later",
                     code=INTERNAL_ERROR,
+                    request_id=wire.request_id(message),
                 )
             opening = True
             self._opening += 1
@@ -592,6 +605,7 @@ class McpTransport:
                 "sending more",
                 self._cors(request),
                 code=INTERNAL_ERROR,
+                request_id=wire.request_id(message),
             )
 
         return await self._serve(request, self.sse.handle_post_message, tag, admit=admit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, NoReturn
 
+from mcp.types import RequestId, UnsupportedProtocolVersionErrorData
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 #: Every protocol version the Streamable HTTP endpoint serves, oldest first.
@@ -65,6 +66,26 @@ def is_initialize(value: Any) -> bool:
 def request_ids(value: Any) -> list[str]:
     """The ids (as JSON text) of the requests in a parsed body; notifications and responses have none."""
     return [json.dumps(m["id"]) for m in _messages(value) if "method" in m and m.get("id") is not None]
+
+
+def request_id(value: Any) -> RequestId | None:
+    """The id of a parsed body that is one JSON-RPC request, for an error answering it; else None
+    (a batch, a notification, a response, an id that is no string or integer)."""
+    if not isinstance(value, dict) or "method" not in value:
+        return None
+    found = value.get("id")
+    if isinstance(found, str) or (isinstance(found, int) and not isinstance(found, bool)):
+        return found
+    return None
+
+
+def unsupported_version_data(requested: str | None) -> dict[str, Any]:
+    """The spec's UnsupportedProtocolVersionError data: the per-request versions this server serves (what
+    ``server/discover`` lists; handshake-era clients negotiate in ``initialize``) and the requested one
+    (clipped: a header may hold 8 KB)."""
+    supported = list(MODERN_PROTOCOL_VERSIONS)
+    data = UnsupportedProtocolVersionErrorData(supported=supported, requested=(requested or "")[:128])
+    return data.model_dump(mode="json", by_alias=True)
 
 
 def protocol_version_problem(value: str | None) -> str | None:

@@ -42,3 +42,26 @@ def test_an_unsupported_version_is_named_with_the_supported_ones_and_clipped() -
     problem = wire.protocol_version_problem("2099-01-01\n" + "x" * 500)
     assert problem is not None and "'2099-01-01?" in problem and "x" * 40 not in problem
     assert problem.endswith(", ".join(wire.SUPPORTED_VERSIONS))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"jsonrpc": "2.0", "id": 301, "method": "server/discover"}, 301),
+        ({"jsonrpc": "2.0", "id": "a-1", "method": "tools/list"}, "a-1"),
+        ({"jsonrpc": "2.0", "method": "notifications/initialized"}, None),
+        ({"jsonrpc": "2.0", "id": True, "method": "ping"}, None),
+        ({"jsonrpc": "2.0", "id": [1], "method": "ping"}, None),
+        ({"jsonrpc": "2.0", "id": 3, "result": {}}, None),
+        ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}], None),
+        (None, None),
+    ],
+)
+def test_request_id_is_that_of_one_request(body: object, expected: object) -> None:
+    assert wire.request_id(body) == expected
+
+
+def test_unsupported_version_data_has_the_spec_layout() -> None:
+    data = wire.unsupported_version_data("v999.0.0")
+    assert data == {"supported": ["2026-07-28"], "requested": "v999.0.0"}
+    assert wire.unsupported_version_data(None)["requested"] == ""
