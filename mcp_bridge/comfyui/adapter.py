@@ -129,6 +129,17 @@ def is_inpainting_checkpoint(name: str) -> bool:
     return path is not None and headers.is_inpainting_checkpoint(Path(path))
 
 
+def model_path(folder: str, name: str) -> Path | None:
+    """Where model file ``name`` of ``folder`` (as :func:`model_files` lists it) is, or None."""
+    import folder_paths
+
+    try:
+        path = folder_paths.get_full_path(folder, name)
+    except Exception:  # noqa: BLE001 - an unknown folder or odd name is simply not there
+        return None
+    return Path(path) if path else None
+
+
 def template_files() -> dict[str, Path]:
     """The JSON files ComfyUI serves under ``/templates/`` (name -> path), chosen as its server does:
     the legacy ``templates`` folder of ``comfyui_workflow_templates`` when it has one (packages before
@@ -460,6 +471,9 @@ class Comfy:
 
     def is_inpainting_checkpoint(self, name: str) -> bool:
         return is_inpainting_checkpoint(name)
+
+    def model_path(self, folder: str, name: str) -> Path | None:
+        return model_path(folder, name)
 
     def samplers(self) -> list[str]:
         return samplers()

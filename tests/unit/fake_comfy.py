@@ -113,6 +113,10 @@ class FakeComfy:
     def is_inpainting_checkpoint(self, name: str) -> bool:
         return name in self.inpainting
 
+    def model_path(self, folder: str, name: str) -> Path | None:
+        path = self.root / "models" / folder / name
+        return path if name in self.models.get(folder, []) and path.is_file() else None
+
     def samplers(self) -> list[str]:
         return ["euler", "euler_ancestral", "dpmpp_2m"]
 
