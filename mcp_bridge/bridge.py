@@ -89,7 +89,12 @@ def load_peers(settings: config.Settings, instance_id: str) -> Peers:
 def load_tool_specs(settings: config.Settings, comfy: ComfyBackend) -> SpecLibrary:
     """The shipped specs and those of the ``tool_folders`` setting, for the node classes ComfyUI has."""
     extra = [Path(folder) for folder in settings.tool_folders]
-    return load_specs(extra_folders=extra, node_classes=comfy.node_class_names())
+    return load_specs(
+        extra_folders=extra,
+        node_classes=comfy.node_class_names(),
+        is_output_node=comfy.is_output_node,
+        node_inputs=comfy.node_inputs,
+    )
 
 
 def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBackend) -> ParamModels:

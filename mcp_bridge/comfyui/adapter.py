@@ -189,6 +189,18 @@ def node_class_names() -> set[str]:
     return {str(name) for name in nodes.NODE_CLASS_MAPPINGS}
 
 
+def is_output_node(class_type: str) -> bool:
+    """Whether ComfyUI runs ``class_type`` as an output node (``OUTPUT_NODE``, as its executor reads it);
+    a definition that cannot be read counts as one."""
+    import nodes
+
+    cls = nodes.NODE_CLASS_MAPPINGS.get(class_type)
+    try:
+        return cls is not None and getattr(cls, "OUTPUT_NODE", False) is True
+    except Exception:  # noqa: BLE001 - a custom node's broken definition: assume it writes
+        return True
+
+
 def node_inputs(class_type: str) -> dict[str, NodeInput] | None:
     """The inputs a node class declares (``INPUT_TYPES``), or None for an unknown class."""
     import nodes
@@ -489,6 +501,9 @@ class Comfy:
 
     def template_files(self) -> dict[str, Path]:
         return template_files()
+
+    def is_output_node(self, class_type: str) -> bool:
+        return is_output_node(class_type)
 
     def queue_length(self) -> int:
         return int(self.server.prompt_queue.get_tasks_remaining())

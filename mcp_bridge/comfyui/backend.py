@@ -117,6 +117,10 @@ class ComfyBackend(Protocol):
         template packages' JSON graphs and ``index.json``. Reads the packages: call off the event loop."""
         ...
 
+    def is_output_node(self, class_type: str) -> bool:
+        """Whether ComfyUI runs every node of this class in a prompt as an output (it may write files)."""
+        ...
+
     # -- the queue --
     async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int: ...
     async def validate(self, prompt: dict[str, Any], prompt_id: str | None = None) -> list[str]:

@@ -7,7 +7,7 @@ workflow template that needs a node class ComfyUI does not have.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from .arguments import NodeInputs, ToolArguments, compile_arguments
 from .graph import TemplateError, default_folder, load_json, read_workflow_file, restrict
 from .params import DEFAULT_LIMITS, DEFAULTS, Defaults, Limits, check_defaults
 from .spec import SpecError, ToolSpec, parse_spec
+from .writes import WritesRefused, check_writes
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -34,10 +35,13 @@ def load_specs(
     *,
     extra_folders: Sequence[Path] = (),
     node_classes: Collection[str] | None = None,
+    is_output_node: Callable[[str], bool] = lambda cls: False,
+    node_inputs: NodeInputs | None = None,
 ) -> SpecLibrary:
     """Every ``*.json`` whose ``_bridge`` declares ``inputs`` becomes a tool spec: first those of
     ``folder`` (the shipped ``workflows/``), then those of ``extra_folders`` (the ``tool_folders``
-    setting). Problems are keyed by file path."""
+    setting). A spec that could write where the bridge does not allow is left out (:mod:`.writes`;
+    ComfyUI's facts ``is_output_node`` and ``node_inputs`` tighten it). Problems are keyed by file path."""
     specs: dict[str, ToolSpec] = {}
     problems: dict[str, str] = {}
     files: list[Path] = []
@@ -56,7 +60,8 @@ def load_specs(
             spec = parse_spec(path.stem, data)
             if node_classes is not None:
                 restrict(spec.template, node_classes)
-        except (SpecError, TemplateError) as exc:
+            check_spec_writes(spec, is_output_node, node_inputs or (lambda cls: None))
+        except (SpecError, TemplateError, WritesRefused) as exc:
             problems[str(path)] = str(exc)
             continue
         if spec.name in specs:
@@ -67,6 +72,16 @@ def load_specs(
         log.warning("tool spec %s disabled: %s", place, reason)
     ordered = {n: specs[n] for n in BUILT_IN_TOOLS if n in specs} | specs  # built-ins first, as documented
     return SpecLibrary(ordered, problems)
+
+
+def check_spec_writes(spec: ToolSpec, is_output_node: Callable[[str], bool], node_inputs: NodeInputs) -> None:
+    """:func:`.writes.check_writes` on a spec's workflow, whose outputs the bridge names."""
+    check_writes(
+        spec.template.prompt,
+        named=spec.template.save_nodes,
+        is_output_node=is_output_node,
+        node_inputs=node_inputs,
+    )
 
 
 @dataclass(frozen=True)

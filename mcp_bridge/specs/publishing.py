@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..comfyui.backend import NodeInput
-from .spec import ARGUMENT_RE, OUTPUT_KINDS, RESERVED_ARGUMENTS, TOOL_NAME_RE
+from .spec import ARGUMENT_RE, RESERVED_ARGUMENTS, TOOL_NAME_RE
+from .writes import PATH_INPUTS, WritesRefused, check_writes
 
 # Loader widgets whose combo lists a model folder (other combos are compared with the folders' files).
 MODEL_WIDGETS: dict[tuple[str, str], str] = {
@@ -32,11 +33,6 @@ MODEL_WIDGETS: dict[tuple[str, str], str] = {
 MODEL_FOLDERS = ("checkpoints", "loras", "vae", "upscale_models", "controlnet", "embeddings")
 IMAGE_WIDGETS = {("LoadImage", "image"): "image", ("LoadImageMask", "image"): "mask"}
 SEED_WIDGETS = frozenset({"seed", "noise_seed"})
-# Inputs through which a node would write wherever the caller (or the workflow) says.
-PATH_INPUTS = frozenset(
-    "path file_path filepath output_path output_dir output_directory directory folder save_path "
-    "filename file_name full_path save_to".split()
-)
 MAX_INPUTS = 32
 MAX_TEXT = 2000
 
@@ -103,7 +99,7 @@ def build_spec(
 ) -> dict[str, Any]:
     """The spec file of a published workflow. ``outputs`` are the output nodes ComfyUI's validation found
     (the selection may narrow them). Raises :class:`PublishRefused`."""
-    nodes = _check_nodes(prompt, node_classes, node_inputs)
+    nodes = _check_nodes(prompt, node_classes)
     if not isinstance(description, str) or not description.strip() or len(description) > MAX_TEXT:
         raise PublishRefused(f"give the tool a description (at most {MAX_TEXT} characters)")
     chosen = list(selection.outputs) or list(outputs)
@@ -116,6 +112,11 @@ def build_spec(
     if not chosen:
         raise PublishRefused("the workflow has no output node (SaveImage, SaveVideo, ...)")
     kept = _drop_unchosen_outputs(nodes, set(outputs) - set(chosen))
+    output_classes = {str(nodes[o]["class_type"]) for o in outputs if o in nodes}
+    try:
+        check_writes(kept, named=chosen, is_output_node=output_classes.__contains__, node_inputs=node_inputs)
+    except WritesRefused as exc:
+        raise PublishRefused(str(exc)) from None
     inputs: dict[str, dict[str, Any]] = {}
     for node_id, widget, name in selection.inputs:
         if node_id in nodes and node_id not in kept:
@@ -159,11 +160,7 @@ def _title(node: Mapping[str, Any]) -> dict[str, Any]:
     return {"_meta": {"title": str(title)[:200]}} if isinstance(title, str) else {}
 
 
-def _check_nodes(
-    prompt: Mapping[str, Any],
-    node_classes: Collection[str],
-    node_inputs: Callable[[str], Mapping[str, NodeInput] | None],
-) -> dict[str, dict[str, Any]]:
+def _check_nodes(prompt: Mapping[str, Any], node_classes: Collection[str]) -> dict[str, dict[str, Any]]:
     if not isinstance(prompt, dict) or not prompt:
         raise PublishRefused("the workflow is empty: send the output of app.graphToPrompt()")
     nodes: dict[str, dict[str, Any]] = {}
@@ -175,17 +172,8 @@ def _check_nodes(
         if cls not in node_classes:
             missing.add(cls)
             continue
-        values = node.get("inputs")
-        if not isinstance(values, dict):
+        if not isinstance(node.get("inputs"), dict):
             raise PublishRefused(f"node {node_id} ({cls}) has no 'inputs' object")
-        writes = sorted(PATH_INPUTS & set(values)) if cls not in OUTPUT_KINDS else []
-        declared = node_inputs(cls) or {}
-        writes = [w for w in writes if declared.get(w, NodeInput("STRING")).type == "STRING"]
-        if writes:
-            raise PublishRefused(
-                f"node {node_id} ({cls}) writes where its input {writes[0]!r} says; published tools may "
-                "only save through nodes that let ComfyUI name the files (SaveImage, SaveVideo, ...)"
-            )
         nodes[str(node_id)] = node
     if missing:
         raise PublishRefused(f"the workflow uses nodes that are not installed: {', '.join(sorted(missing))}")

@@ -31,6 +31,7 @@ from ..comfyui.backend import PromptRejected
 from ..mcp.toolset import Toolset
 from ..specs.arguments import ToolArguments, compile_arguments
 from ..specs.graph import TemplateError, restrict
+from ..specs.library import check_spec_writes
 from ..specs.publishing import PublishRefused, build_spec, check_tool_name, parse_selection
 from ..specs.spec import SpecError, ToolSpec, parse_spec
 from .pipeline import add_spec_tool
@@ -110,9 +111,11 @@ class Published:
     def _entry(self, entry_id: str, data: dict[str, Any]) -> Entry:
         try:
             spec = parse_spec(entry_id, data)
-            restrict(spec.template, self.services.comfy.node_class_names())
+            comfy = self.services.comfy
+            restrict(spec.template, comfy.node_class_names())
+            check_spec_writes(spec, comfy.is_output_node, comfy.node_inputs)
             models = self.services.param_models
-            model = compile_arguments(spec, models.limits, models.defaults, self.services.comfy.node_inputs)
+            model = compile_arguments(spec, models.limits, models.defaults, comfy.node_inputs)
         except (SpecError, TemplateError, ValueError) as exc:
             return self._broken(entry_id, data, str(exc))
         return Entry(entry_id, data, spec, None, self._tool(spec, model))

@@ -72,6 +72,7 @@ class FakeComfy:
         }
     )
     extra_nodes: dict[str, dict[str, NodeInput]] = field(default_factory=dict)  # more node classes
+    output_nodes: set[str] = field(default_factory=set)  # extra classes ComfyUI would run as outputs
     inpainting: set[str] = field(default_factory=set)  # checkpoints that are inpainting models
     templates: dict[str, Path] = field(default_factory=dict)  # template files served at /templates/
     hold: bool = False  # keep queued prompts waiting until release()
@@ -135,6 +136,9 @@ class FakeComfy:
     def node_inputs(self, class_type: str) -> dict[str, NodeInput] | None:
         return NODE_INPUTS.get(class_type) or self.extra_nodes.get(class_type)
 
+    def is_output_node(self, class_type: str) -> bool:
+        return class_type in ("SaveImage", "PreviewImage", *self.output_nodes)
+
     # -- the queue --
     def template_files(self) -> dict[str, Path]:
         return dict(self.templates)
@@ -154,7 +158,7 @@ class FakeComfy:
         unknown = sorted({n["class_type"] for n in prompt.values()} - self.node_class_names())
         if unknown:
             raise PromptRejected(f"unknown node types {', '.join(unknown)}")
-        return [i for i, n in prompt.items() if n["class_type"] in ("SaveImage", "PreviewImage")]
+        return [i for i, n in prompt.items() if self.is_output_node(n["class_type"])]
 
     def queue_view(self) -> QueueView:
         return QueueView([], list(self._pending))

@@ -9,6 +9,7 @@ import pytest
 from mcp_bridge.comfyui.backend import NodeInput
 from mcp_bridge.specs.publishing import PublishRefused, Selection, build_spec, parse_selection
 from mcp_bridge.specs.spec import parse_spec
+from mcp_bridge.specs.writes import WritesRefused, check_writes
 
 NODES: dict[str, dict[str, NodeInput]] = {
     "CheckpointLoaderSimple": {"ckpt_name": NodeInput("COMBO", options=("a.safetensors", "b.safetensors"))},
@@ -21,7 +22,13 @@ NODES: dict[str, dict[str, NodeInput]] = {
     "LoadImage": {"image": NodeInput("COMBO", options=("x.png",))},
     "SaveImage": {"images": NodeInput("IMAGE"), "filename_prefix": NodeInput("STRING")},
     "SaveToPath": {"images": NodeInput("IMAGE"), "path": NodeInput("STRING")},
-}
+    "SaveImageDataSetToFolder": {"images": NodeInput("IMAGE"), "folder_name": NodeInput("STRING"),
+                                 "filename_prefix": NodeInput("STRING")},
+    "WriteAnywhere": {"images": NodeInput("IMAGE"), "where": NodeInput("STRING")},
+    "PrimitiveString": {"value": NodeInput("STRING")},
+    "CombineFrames": {"images": NodeInput("IMAGE"), "fps": NodeInput("FLOAT"),
+                      "filename_prefix": NodeInput("STRING")},
+}  # fmt: skip
 
 
 def prompt(**extra: Any) -> dict[str, Any]:
@@ -129,3 +136,52 @@ def test_output_nodes_left_out_of_the_selection_are_not_run() -> None:
             two_saves(), refused, tool="mine", description="d", outputs=["4", "5"],
             node_classes=set(NODES), node_inputs=NODES.get, model_files=lambda folder: [],
         )  # fmt: skip
+
+
+def publish_outputs(data: dict[str, Any], outputs: list[str], picks: list[list[Any]]) -> dict[str, Any]:
+    return build_spec(
+        data, parse_selection({"inputs": picks, "outputs": outputs}), tool="mine", description="d",
+        outputs=outputs, node_classes=set(NODES), node_inputs=NODES.get, model_files=lambda folder: [],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "picks", "words"),
+    [
+        (  # ComfyUI's dataset node joins output/<folder_name> with no containment
+            {
+                "5": {
+                    "class_type": "SaveImageDataSetToFolder",
+                    "inputs": {"images": ["3", 0], "folder_name": "../../x", "filename_prefix": "i"},
+                }
+            },
+            [["2", "seed"]],
+            "'folder_name'",
+        ),
+        (  # an output node's text input fed by a primitive the caller fills: refused whatever its name
+            {
+                "5": {"class_type": "WriteAnywhere", "inputs": {"images": ["3", 0], "where": ["6", 0]}},
+                "6": {"class_type": "PrimitiveString", "inputs": {"value": "/tmp/out"}},
+            },
+            [["6", "value"]],
+            "output node with the text input 'where'",
+        ),
+    ],
+)
+def test_output_nodes_that_write_where_a_text_says_are_refused(
+    extra: dict[str, Any], picks: list[list[Any]], words: str
+) -> None:
+    with pytest.raises(PublishRefused, match=words):
+        publish_outputs(prompt(**extra), ["4", "5"], picks)
+
+
+def test_an_output_node_whose_only_text_is_the_prefix_the_bridge_sets_is_published() -> None:
+    inputs = {"images": ["3", 0], "fps": 8.0, "filename_prefix": "c"}
+    combine = {"class_type": "CombineFrames", "inputs": inputs}
+    spec = publish_outputs(prompt(**{"5": combine}), ["4", "5"], [["5", "fps"]])
+    assert spec["_bridge"]["outputs"] == ["4", "5"]
+    assert parse_spec("mine", spec).template.save_nodes == ("4", "5")
+    with pytest.raises(WritesRefused, match="'filename_prefix'"):  # run without the bridge naming its files
+        check_writes(
+            {"5": combine}, named=(), is_output_node=lambda cls: cls == "CombineFrames", node_inputs=NODES.get
+        )
