@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import backend, headers
+from . import backend, compat, headers
 from .artifacts import Artifact, kind_for, mime_for
 from .backend import NodeInput, PromptEvent, PromptOutcome, QueueView, ServerOptions
 
@@ -603,16 +603,17 @@ class Comfy:
     async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int:
         """Validate ``prompt`` with ComfyUI's own checks and put it on the queue; return its number.
 
-        Runs the other extensions' ``on_prompt`` handlers first, as ``POST /prompt`` does. Must run on
-        ComfyUI's event loop. Raises :class:`PromptRejected` when ComfyUI refuses it (nothing queued).
+        Runs the other extensions' ``on_prompt`` handlers first and applies this ComfyUI's node
+        replacements (where it has them), as ``POST /prompt`` does. Must run on ComfyUI's event loop.
+        Raises :class:`PromptRejected` when ComfyUI refuses it (nothing queued).
         """
         server = self.server
         request = {"prompt": prompt, "client_id": self._client_id, "prompt_id": prompt_id, "extra_data": {}}
         request = server.trigger_on_prompt(request)
-        prompt = request.get("prompt", prompt)
+        prompt = compat.with_node_replacements(server, request.get("prompt", prompt))
         extra_data: dict[str, Any] = dict(request.get("extra_data") or {})
         extra_data["client_id"] = self._client_id
-        outputs = await self.validate(prompt, prompt_id)
+        outputs = await self._check(prompt, prompt_id)
         number = server.number
         server.number += 1
         self.watch(prompt_id)
@@ -628,8 +629,12 @@ class Comfy:
     async def validate(self, prompt: dict[str, Any], prompt_id: str | None = None) -> list[str]:
         """Check ``prompt`` with ComfyUI's own validation; return its output node ids.
 
+        Node types this ComfyUI replaces are checked as their replacements (``prompt`` is not changed).
         Must run on ComfyUI's event loop. Raises :class:`PromptRejected` naming node, input and reason.
         """
+        return await self._check(compat.with_node_replacements(self.server, prompt), prompt_id)
+
+    async def _check(self, prompt: dict[str, Any], prompt_id: str | None) -> list[str]:
         prompt_id = prompt_id or str(uuid.uuid4())
         if self._validate_arity >= 3:
             valid = await self._validate(prompt_id, prompt, None)
@@ -649,21 +654,15 @@ class Comfy:
 
     def cancel(self, prompt_id: str) -> str:
         """Cancel one prompt: ``"removed"`` if it was pending, ``"interrupted"`` if it was running,
-        ``"not_found"`` otherwise. Never touches any other prompt.
-        """
-        queue = self.server.prompt_queue
-        if queue.delete_queue_item(lambda item: item[1] == prompt_id):
-            return "removed"
-        import nodes
+        ``"not_found"`` otherwise. Never touches any other prompt (``PromptQueue.interrupt_if_running``
+        where this ComfyUI has it, else our own check under the queue's lock)."""
 
-        # Holding the queue mutex keeps the running prompt from finishing and the next one from
-        # starting while we decide; ComfyUI resets the interrupt flag when the next prompt starts.
-        with queue.mutex:
-            running = any(item[1] == prompt_id for item in queue.currently_running.values())
-            if running:
-                nodes.interrupt_processing(True)
-                return "interrupted"
-        return "not_found"
+        def interrupt() -> None:
+            import nodes
+
+            nodes.interrupt_processing(True)
+
+        return compat.cancel_prompt(self.server.prompt_queue, prompt_id, interrupt)
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
         """ComfyUI's history entry of a prompt (a deep copy), or None."""
