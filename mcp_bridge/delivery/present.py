@@ -9,8 +9,11 @@ artifact without a preview still has its link. File reads and decoding run off t
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import logging
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,9 +23,10 @@ from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from ..comfyui.artifacts import Artifact, ArtifactInfo
 from ..engine.ids import output_link
 from ..engine.jobs import Job, JobState
-from ..media.contact_sheet import fit_budget
+from ..media.contact_sheet import fit_budget, within_budget
 from .host import DeliveryHost
 from .previews import PREVIEW_SIDE, prepared
+from .result import RESULT_MAX_BYTES, JobResult, Timings
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -115,7 +119,9 @@ def failure_message(job: Job) -> str:
 
 
 async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREVIEW_SIDE) -> CallToolResult:
-    """The tool result of a finished job (raises ``ToolError`` for failed/cancelled jobs)."""
+    """The tool result of a finished job (raises ``ToolError`` for failed/cancelled jobs), within
+    :data:`~.result.RESULT_MAX_BYTES`: over it, the previews become one contact sheet, then files are
+    left out of the listing (counted in ``files_omitted``; they stay in ComfyUI's output folder)."""
     if not job.state.finished:
         raise RuntimeError("present_job needs a finished job")
     if job.state is not JobState.SUCCEEDED:
@@ -126,7 +132,6 @@ async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREV
     delivery = job.delivery
     written: list[str] = list(getattr(delivery, "written", None) or [])
     saved: list[str | None] = [*written, *([None] * (len(found) - len(written)))][: len(found)]
-    save_error: str | None = getattr(delivery, "error", None)
 
     content: list[Any] = []
     files: list[dict[str, Any]] = []
@@ -146,39 +151,96 @@ async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREV
                 size=entry["bytes"],
             )
         )
-    timings = {
-        "queued_s": round((job.started or job.finished or job.created) - job.created, 3),
-        "run_s": round((job.finished or 0) - (job.started or job.finished or 0), 3),
-        "total_s": round(job.elapsed(), 3),
-    }
-    public_meta = dict(job.meta)
-    structured = {
-        "job_id": job.id,
-        "prompt_ids": list(job.prompt_ids),  # ComfyUI's ids of the job's prompts (its queue and history)
-        "state": job.state.value,
-        "images": files,
-        "timings": timings,
-        **public_meta,
-    }
-    size = "no image" if not files else "size unknown"
-    if files and files[0]["width"]:
-        size = f"{files[0]['width']}x{files[0]['height']}"
-    where = "; ".join(f.get("saved_path") or f["uri"] for f in files)
-    summary = f"{job.tool}: {_counted(files)}, {size}, in {timings['total_s']:.1f} s"
-    if "seed" in public_meta:
-        summary += f", seed {public_meta['seed']}"
-    summary += f". Files: {where}" if where else "."
-    if save_error:
-        structured["save_error"] = save_error
-        summary = f"{job.tool} made {_counted(files)} but {save_error}. ComfyUI saved them as: " + "; ".join(
-            f["uri"] for f in files
-        )
-    content, sheet = await fit_budget(content, services.settings.result_inline_bytes)
-    if sheet:
-        structured["contact_sheet"] = True
-        summary += " (previews over the result budget: one contact sheet, numbered in file order)"
-    return CallToolResult(
-        content=[TextContent(type="text", text=summary), *content],
-        structured_content=structured,
-        is_error=bool(save_error),
+    result = JobResult(
+        job.id,
+        list(job.prompt_ids),
+        job.state.value,
+        files,
+        _timings(job),
+        arguments=dict(job.meta),
+        save_error=getattr(delivery, "error", None),
     )
+    content, result.contact_sheet = await fit_budget(content, services.settings.result_inline_bytes)
+    return await _within_message(job, result, content)
+
+
+def _timings(job: Job) -> Timings:
+    return Timings(
+        queued_s=round((job.started or job.finished or job.created) - job.created, 3),
+        run_s=round((job.finished or 0) - (job.started or job.finished or 0), 3),
+        total_s=round(job.elapsed(), 3),
+    )
+
+
+async def _within_message(job: Job, result: JobResult, content: list[Any]) -> CallToolResult:
+    # The whole serialized result (text, links, structured entries, previews) within RESULT_MAX_BYTES.
+    answer = _answer(job, result, content)
+    if _size(answer) <= RESULT_MAX_BYTES:
+        return answer
+    if not result.contact_sheet and any(isinstance(b, ImageContent) for b in content):
+        content, result.contact_sheet = await asyncio.to_thread(within_budget, content, 0)
+        answer = _answer(job, result, content)
+        if _size(answer) <= RESULT_MAX_BYTES:
+            return answer
+    return await asyncio.to_thread(_listing_fewer, job, result, content)
+
+
+def _listing_fewer(job: Job, result: JobResult, content: list[Any]) -> CallToolResult:
+    """``result`` listing as many of its first files as fit (at least none): each file costs its entry,
+    its link and its place in the summary. Blocking (serializing): run off the loop."""
+    links = [b for b in content if isinstance(b, ResourceLink)]
+    costs = [
+        len(json.dumps(entry)) + _size(link) + len(entry.get("saved_path") or entry["uri"]) + 8
+        for entry, link in zip(result.files, links, strict=False)
+    ]
+    room = RESULT_MAX_BYTES - _size(_answer(job, result, content, 0))
+    listed = 0
+    while listed < len(costs) and costs[listed] <= room:
+        room -= costs[listed]
+        listed += 1
+    answer = _answer(job, result, content, listed)
+    while listed and _size(answer) > RESULT_MAX_BYTES:  # the estimate was short: drop a few more
+        listed = max(0, listed - max(1, listed // 50))
+        answer = _answer(job, result, content, listed)
+    return answer
+
+
+def _size(model: CallToolResult | ResourceLink) -> int:
+    return len(model.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+def _answer(job: Job, result: JobResult, content: list[Any], listed: int | None = None) -> CallToolResult:
+    """``result`` as a tool result listing its first ``listed`` files (all when None)."""
+    text = _summary(job, result, listed)
+    if listed is not None:
+        links = [b for b in content if isinstance(b, ResourceLink)][listed:]
+        content = [b for b in content if not any(b is link for link in links)]
+        result = replace(result, files=result.files[:listed], files_omitted=len(result.files) - listed)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text), *content],
+        structured_content=result.structured(),
+        is_error=bool(result.save_error),
+    )
+
+
+def _summary(job: Job, result: JobResult, listed: int | None) -> str:
+    files = result.files
+    shown = files[:listed] if listed is not None else files
+    more = f" and {len(files) - len(shown)} more (see files_omitted)" if len(shown) < len(files) else ""
+    if result.save_error:
+        uris = "; ".join(f["uri"] for f in shown)
+        text = (
+            f"{job.tool} made {_counted(files)} but {result.save_error}. ComfyUI saved them as: {uris}{more}"
+        )
+    else:
+        size = "no image" if not files else "size unknown"
+        if files and files[0]["width"]:
+            size = f"{files[0]['width']}x{files[0]['height']}"
+        text = f"{job.tool}: {_counted(files)}, {size}, in {result.timings.total_s:.1f} s"
+        if "seed" in result.arguments:
+            text += f", seed {result.arguments['seed']}"
+        where = "; ".join(f.get("saved_path") or f["uri"] for f in shown)
+        text += f". Files: {where}{more}" if where or more else "."
+    if result.contact_sheet:
+        text += " (previews over the result budget: one contact sheet, numbered in file order)"
+    return text

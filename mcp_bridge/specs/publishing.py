@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..comfyui.backend import NodeInput
-from .spec import ARGUMENT_RE, RESERVED_ARGUMENTS, TOOL_NAME_RE
+from .spec import ARGUMENT_RE, RESERVED_ARGUMENTS, RESULT_FIELDS, TOOL_NAME_RE
 from .writes import PATH_INPUTS, WritesRefused, check_writes
 
 # Loader widgets whose combo lists a model folder (other combos are compared with the folders' files).
@@ -184,6 +184,11 @@ def _argument_name(
     wanted: str | None, widget: str, nodes: Mapping[str, Any], node_id: str, taken: Mapping[str, Any]
 ) -> str:
     if wanted is not None:
+        if wanted in RESULT_FIELDS:
+            raise PublishRefused(
+                f"argument name {wanted!r} is a field of every result ({', '.join(sorted(RESULT_FIELDS))}); "
+                "pick another name"
+            )
         if not ARGUMENT_RE.fullmatch(wanted) or wanted in RESERVED_ARGUMENTS or wanted in taken:
             raise PublishRefused(
                 f"argument name {wanted!r}: use a free lower-case identifier other than output_path/overwrite"
@@ -191,7 +196,7 @@ def _argument_name(
         return wanted
     title = _title(nodes.get(node_id, {})).get("_meta", {}).get("title", "")
     for candidate in (slug(widget), f"{slug(title)}_{slug(widget)}", f"{slug(widget)}_{slug(node_id)}"):
-        free = candidate not in RESERVED_ARGUMENTS and candidate not in taken
+        free = candidate not in RESERVED_ARGUMENTS | RESULT_FIELDS and candidate not in taken
         if free and ARGUMENT_RE.fullmatch(candidate):
             return candidate
     return f"input_{len(taken) + 1}"

@@ -93,6 +93,11 @@ OUTPUT_KINDS: dict[str, str] = {
 }
 CHAINED_KINDS = frozenset({"loras", "controlnets"})  # no slot: added to the graph by link
 RESERVED_ARGUMENTS = frozenset({"output_path", "overwrite"})  # every tool with outputs has them
+# The names a job's result uses for itself (delivery.result.JobResult): no published argument takes one.
+RESULT_FIELDS = frozenset(
+    {"job_id", "prompt_ids", "state", "images", "timings", "arguments", "save_error", "contact_sheet"}
+    | {"files_omitted"}
+)
 
 
 class SpecError(ValueError):

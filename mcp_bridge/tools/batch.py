@@ -242,5 +242,5 @@ async def _present(services: Services, jobs: list[Job], varied: list[dict[str, A
 
 
 def _parameters(data: dict[str, Any]) -> dict[str, Any]:
-    skip = {"job_id", "state", "images", "timings", "save_error"}
+    skip = {"job_id", "state", "images", "timings", "save_error", "arguments", "files_omitted"}
     return {k: v for k, v in data.items() if k not in skip}

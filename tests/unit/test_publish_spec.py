@@ -28,6 +28,7 @@ NODES: dict[str, dict[str, NodeInput]] = {
     "PrimitiveString": {"value": NodeInput("STRING")},
     "CombineFrames": {"images": NodeInput("IMAGE"), "fps": NodeInput("FLOAT"),
                       "filename_prefix": NodeInput("STRING")},
+    "Timer": {"timings": NodeInput("INT", minimum=0, maximum=100), "model": NodeInput("MODEL")},
 }  # fmt: skip
 
 

@@ -282,6 +282,71 @@ async def test_a_spec_in_a_tool_folder_becomes_a_tool(tmp_path: Path) -> None:
     assert prompt["6"]["inputs"]["text"] == "a boat" and prompt["3"]["inputs"]["steps"] == 2
 
 
+def tool_folder(
+    root: Path, inputs: dict[str, Any], nodes: dict[str, dict[str, Any]] | None = None, **settings: Any
+) -> Settings:
+    """Settings with one tool spec over the shipped txt2img workflow (``nodes``: node inputs changed)."""
+    spec = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    spec["_bridge"] = {"tool": "mine", "description": "A tool of the user's.", "inputs": inputs}
+    spec["4"]["inputs"]["ckpt_name"] = "tiny.safetensors"
+    for node, changes in (nodes or {}).items():
+        spec[node]["inputs"].update(changes)
+    folder = root / "tools"
+    folder.mkdir(parents=True)
+    (folder / "mine.json").write_text(json.dumps(spec))
+    return Settings(tool_folders=[str(folder)], **settings)
+
+
+async def test_arguments_named_like_the_results_own_fields_never_overwrite_them(tmp_path: Path) -> None:
+    inputs = {
+        "job_id": {"kind": "int", "node": "3", "input": "seed"},
+        "state": {"kind": "int", "node": "3", "input": "steps"},
+        "images": {"kind": "int", "node": "5", "input": "width"},
+        "timings": {"kind": "int", "node": "5", "input": "height"},
+        "prompt_ids": {"kind": "float", "node": "3", "input": "cfg"},
+    }
+    mine = {"job_id": 4242, "state": 2, "images": 64, "timings": 64, "prompt_ids": 1.5}
+    async with bridge(tmp_path, tool_folder(tmp_path, inputs)) as (client, services):
+        result = await client.call_tool("mine", mine)
+        assert not result.is_error, text(result)
+        data = result.structured_content
+        assert data is not None
+        again = await client.call_tool("get_job", {"job_id": data["job_id"]})
+    assert data["job_id"].startswith(services.runner.instance_id + ".")
+    assert data["state"] == "succeeded" and data["prompt_ids"] == [p for p, _ in fake(services).queued]
+    assert [image["width"] for image in data["images"]] == [64] and set(data["timings"]) >= {"total_s"}
+    assert data["arguments"] == mine  # the caller's values, all of them, under their own key
+    assert not again.is_error and again.structured_content == data
+
+
+async def test_a_result_with_a_thousand_files_stays_within_what_a_client_reads_in_one_message(
+    tmp_path: Path,
+) -> None:
+    # The fake backend gives the shape (1000 files of one output node, saved to output_path as a user
+    # would); the sizes are the real ones of what the bridge sends. Their previews alone are far below
+    # result_inline_bytes: with the links, entries and text the result passed 1 MiB (1,055,031 bytes).
+    inputs = {"idea": {"kind": "text", "node": "6", "input": "text"}}
+    size = {"5": {"width": 8, "height": 8, "batch_size": 1000}}
+    settings = tool_folder(tmp_path, inputs, size, output_roots=[str(tmp_path / "renders")])
+    target = tmp_path / "renders" / "client-projects-archive" / "2026-lighthouse-campaign-final"
+    target = target / "storyboard-shots" / "frame.png"
+    (tmp_path / "renders").mkdir()
+    async with bridge(tmp_path, settings) as (client, _):
+        result = await client.call_tool("mine", {"idea": "many", "output_path": str(target)})
+    message = {"jsonrpc": "2.0", "id": 2, "result": result.model_dump(by_alias=True, exclude_none=True)}
+    wire = json.dumps(message, separators=(",", ":")).encode()  # as compact as the SDK sends it
+    assert len(wire) < 1024 * 1024  # the SDK client's max_event_size
+    data = result.structured_content
+    assert data is not None and not result.is_error, text(result)
+    listed = data["images"]
+    links = [b for b in result.content if isinstance(b, ResourceLink)]
+    assert len(listed) + data.get("files_omitted", 0) == 1000 and listed
+    assert [str(link.uri) for link in links] == [entry["uri"] for entry in listed]
+    previews = [b for b in result.content if isinstance(b, ImageContent)]
+    assert data["contact_sheet"] is True and len(previews) == 1
+    assert "1000 image(s)" in text(result) and len(list(target.parent.iterdir())) == 1000
+
+
 async def test_controlnets_are_chained_on_the_sampler_conditioning_in_order(tmp_path: Path) -> None:
     controls = [
         {"image": png_b64((32, 32)), "model": "cn-edges.safetensors", "preprocessor": "canny"},
