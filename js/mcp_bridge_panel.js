@@ -19,6 +19,7 @@ const state = {
   jobs: new Map(), // job_id -> job (from the snapshot, then from pushes)
   sessions: [],
   folders: { comfyui_output: "", extra: [], editable: true, env_var: "" },
+  profile: null, // tool_profile: { value, choices, editable, env_var }
   token: null, // the token once revealed or copied
   tokenShown: false,
   ownRotation: null, // the last token change this tab made (its push is not news here)
@@ -168,6 +169,7 @@ function applySnapshot(snap) {
   for (const job of [...snap.jobs.recent, ...snap.jobs.active]) state.jobs.set(job.job_id, job);
   state.sessions = snap.sessions || [];
   state.folders = snap.output_folders;
+  state.profile = snap.tool_profile;
   state.active = snap.jobs.active.length;
 }
 
@@ -198,6 +200,11 @@ function listen() {
     renderSessions();
   });
   api.addEventListener("mcp_bridge.settings", (event) => {
+    if (event.detail?.tool_profile) {
+      state.profile = { ...state.profile, value: event.detail.tool_profile };
+      renderProfile();
+      return;
+    }
     state.folders = { ...state.folders, extra: event.detail?.output_folders || [] };
     renderFolders();
   });
@@ -238,6 +245,7 @@ function buildRoot() {
   ui.sessions = section("Connected clients", "mcpb-sessions");
   ui.jobs = section("Tool calls", "mcpb-jobs");
   ui.folders = section("Allowed output folders", "mcpb-folders");
+  ui.profile = section("Tool list", "mcpb-profile");
   ui.publish = section("Publish this workflow", "mcpb-publish");
   ui.published = section("Published workflows", "mcpb-published-tools");
   ui.jobRows = new Map();
@@ -245,6 +253,7 @@ function buildRoot() {
   ui.recentList = el("div", { className: "mcpb-job-list mcpb-recent" });
   ui.jobs.body.append(ui.activeList, el("h4", { text: "Recent results" }), ui.recentList);
   buildFolderForm();
+  buildProfileForm();
   buildPublish();
   root.append(
     ui.status.node,
@@ -255,6 +264,7 @@ function buildRoot() {
     ui.publish.node,
     ui.published.node,
     ui.folders.node,
+    ui.profile.node,
   );
   return root;
 }
@@ -267,6 +277,7 @@ function renderAll() {
   renderSessions();
   renderJobs();
   renderFolders();
+  renderProfile();
   renderPublished();
   renderBadge();
 }
@@ -670,6 +681,43 @@ function renderFolders() {
   ui.folderNote.textContent = folders.editable
     ? "Tools may write output_path files only inside these folders. Changes apply to the next call."
     : `Set by the environment variable ${folders.env_var}; edit it there.`;
+}
+
+// -- tool profile: which tools tools/list shows --
+
+const PROFILE_NOTES = {
+  full: "Every tool (about 20 KB of tool list in every conversation).",
+  core: "The main nine, the job tools, run_tool and describe_tool (about 12 KB); the rest through run_tool.",
+  compact: "generate_image, run_tool and describe_tool (about 5 KB), for small local models.",
+};
+
+function buildProfileForm() {
+  ui.profileSelect = el("select", { className: "mcpb-input mcpb-profile-select" });
+  ui.profileError = el("div", { className: "mcpb-error mcpb-small mcpb-profile-error" });
+  ui.profileNote = el("p", { className: "mcpb-muted mcpb-small mcpb-profile-note" });
+  ui.profileSelect.addEventListener("change", async () => {
+    ui.profileError.textContent = "";
+    try {
+      const data = await post("/mcp-bridge/tool-profile", { profile: ui.profileSelect.value });
+      state.profile = { ...state.profile, value: data.tool_profile };
+    } catch (e) {
+      ui.profileError.textContent = String(e.message || e);
+    }
+    renderProfile();
+  });
+  ui.profile.body.append(ui.profileSelect, ui.profileNote, ui.profileError);
+}
+
+function renderProfile() {
+  const profile = state.profile;
+  if (!profile) return;
+  clear(ui.profileSelect);
+  for (const choice of profile.choices || []) ui.profileSelect.append(el("option", { value: choice, text: choice }));
+  ui.profileSelect.value = profile.value;
+  ui.profileSelect.disabled = !profile.editable;
+  ui.profileNote.textContent = profile.editable
+    ? `${PROFILE_NOTES[profile.value] || ""} Every tool stays callable; clients are told when this changes.`
+    : `Set by the environment variable ${profile.env_var}; edit it there.`;
 }
 
 // -- publish the open workflow as a tool --

@@ -275,6 +275,15 @@ class Settings:
             "tools besides the built-in ones."
         },
     )
+    tool_profile: str = field(
+        default="full",
+        metadata={
+            "doc": "Which tools tools/list shows: full (every tool), core (the main nine, the job tools, "
+            "run_tool and describe_tool) or compact (generate_image, run_tool, describe_tool: for small "
+            "models). Every tool stays callable by name and through run_tool. The panel edits it live.",
+            "choices": ("full", "core", "compact"),
+        },
+    )
     keep_staged_inputs: bool = field(
         default=False,
         metadata={

@@ -32,8 +32,10 @@ from ..config import Settings
 from ..engine.ids import OUTPUT_SCHEME
 from ..engine.peers import Peers, forwarded_by
 from ..version import __version__
+from . import profiles
 from .apps import bind_result_view
 from .live_tools import LiveTools, announce_list_changes
+from .routers import add_routers
 from .toolset import Toolset
 
 SERVER_NAME = "comfyui-mcp-bridge"
@@ -82,8 +84,13 @@ class BridgeMCPServer(MCPServer):
 
     live: LiveTools
     built_in: frozenset[str]  # the names of the tools it was built with (published names differ)
+    bridge_settings: Settings  # read at each listing: the panel changes tool_profile live
 
     async def list_tools(self) -> list[MCPTool]:
+        """The tools the ``tool_profile`` setting shows (:mod:`.profiles`), long argument groups said once."""
+        return profiles.listing(await self.all_tools(), self.bridge_settings.tool_profile)
+
+    async def all_tools(self) -> list[MCPTool]:
         """The tools built in, then those published while running (:mod:`.live_tools`)."""
         tools = await super().list_tools()
         built_in = {tool.name for tool in tools}
@@ -159,6 +166,7 @@ def create_mcp_server(
         subscriptions=live.bus,
     )
     mcp.live = live
+    mcp.bridge_settings = settings
     mcp.built_in = frozenset(tool.name for tool in tools)
     mcp.middleware.append(live.observe)
     announce_list_changes(lowlevel_server(mcp))
@@ -168,7 +176,8 @@ def create_mcp_server(
 def server_tools(
     settings: Settings, comfy: ComfyBackend | None = None, peers: Peers | None = None
 ) -> Toolset:
-    """get_server_info, and the diagnostic tools when ``debug_tools`` is on."""
+    """get_server_info, the routers of the core and compact profiles, and the diagnostic tools when
+    ``debug_tools`` is on."""
     mcp = Toolset()
 
     @mcp.tool(
@@ -189,6 +198,7 @@ def server_tools(
             mcp_sdk_version=_sdk_version(),
         )
 
+    add_routers(mcp)
     if settings.debug_tools:
 
         @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))

@@ -2,7 +2,7 @@
 
 Function tools come from :meth:`Toolset.tool` (a decorator, like ``MCPServer.tool``); spec tools from
 :meth:`Toolset.add_spec_tool`, whose input schema is the compiled spec's own. Every advertised schema
-loses pydantic's per-property titles (``tools/list`` costs the AI's context). The list is handed to
+is leaned by :mod:`.lean` (``tools/list`` costs the AI's context: issue 25). The list is handed to
 ``MCPServer(tools=...)``.
 """
 
@@ -16,6 +16,8 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ConfigDict
+
+from . import lean
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpecHandler = Callable[[dict[str, Any], Context], Awaitable[CallToolResult]]
@@ -43,9 +45,11 @@ class Toolset:
 
         def add(fn: F) -> F:
             tool = Tool.from_function(fn, title=title, annotations=annotations)
-            drop_titles(tool.parameters)
+            tool.parameters = lean.input_schema(tool.parameters)
+            tool.description = lean.text(tool.description) or ""
+            tool.annotations = lean.hints(tool.annotations)
             if tool.fn_metadata.output_schema is not None:
-                drop_titles(tool.fn_metadata.output_schema)
+                tool.fn_metadata.output_schema = lean.output_schema(tool.fn_metadata.output_schema)
             self.tools.append(tool)
             return fn
 
@@ -62,18 +66,17 @@ class Toolset:
         annotations: ToolAnnotations | None = None,
     ) -> None:
         """Add a tool whose arguments are exactly ``schema`` and reach ``handler`` unvalidated."""
-        drop_titles(schema)
         self.tools.append(
             Tool(
                 fn=handler,
                 name=name,
                 title=title,
                 description=description,
-                parameters=schema,
+                parameters=lean.input_schema(schema),
                 fn_metadata=FuncMetadata(arg_model=RawArguments),
                 is_async=True,
                 context_kwarg="ctx",
-                annotations=annotations,
+                annotations=lean.hints(annotations),
             )
         )
 

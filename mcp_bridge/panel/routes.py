@@ -5,6 +5,7 @@ Routes (ComfyUI also mounts each under ``/api``):
 - ``GET /mcp-bridge/status`` — everything the panel shows, as one JSON snapshot;
 - ``POST /mcp-bridge/token/reveal`` and ``POST /mcp-bridge/token/regenerate`` — the bearer token;
 - ``POST /mcp-bridge/output-folders`` — add or remove an allowed output folder;
+- ``POST /mcp-bridge/tool-profile`` — which tools ``tools/list`` shows (full, core, compact);
 - ``POST /mcp-bridge/jobs/cancel`` — cancel one of the bridge's jobs.
 
 Every route checks that the request comes from ComfyUI's own page: the Host names this machine
@@ -46,6 +47,7 @@ from ..engine.jobs import Job
 from ..http import security
 from ..http.asgi import local_ip
 from ..http.sessions import SessionRegistry
+from ..mcp.profiles import PROFILES
 from ..specs.publishing import PublishRefused
 from ..tools.published import Published
 from ..tools.services import Services
@@ -303,6 +305,7 @@ class Panel:
         routes.post("/mcp-bridge/token/reveal")(self.reveal_token)
         routes.post("/mcp-bridge/token/regenerate")(self.regenerate_token)
         routes.post("/mcp-bridge/output-folders")(self.output_folders)
+        routes.post("/mcp-bridge/tool-profile")(self.tool_profile)
         routes.post("/mcp-bridge/jobs/cancel")(self.cancel_job)
         routes.get("/mcp-bridge/workflows")(self.workflows)
         routes.post("/mcp-bridge/workflows/publish")(self.publish_workflow)
@@ -475,6 +478,12 @@ class Panel:
                 "editable": config.env_name("output_roots") not in os.environ,
                 "env_var": config.env_name("output_roots"),
             },
+            "tool_profile": {
+                "value": settings.tool_profile,
+                "choices": list(PROFILES),
+                "editable": config.env_name("tool_profile") not in os.environ,
+                "env_var": config.env_name("tool_profile"),
+            },
         }
 
     async def reveal_token(self, request: web.Request) -> web.Response:
@@ -559,6 +568,34 @@ class Panel:
         # The tools read the settings at call time: the next call sees the new list.
         self.services.settings.output_roots = new
         return new
+
+    async def tool_profile(self, request: web.Request) -> web.Response:
+        """POST /mcp-bridge/tool-profile ``{"profile": "full"|"core"|"compact"}``: which tools
+        ``tools/list`` shows. Saved in the settings file; clients are told the list changed."""
+        try:
+            body = await self._json_body(request)
+            profile = body.get("profile")
+            if set(body) != {"profile"} or profile not in PROFILES:
+                raise Refused(400, f'Send {{"profile": ...}}, one of {", ".join(PROFILES)}')
+            env_var = config.env_name("tool_profile")
+            if env_var in os.environ:
+                raise Refused(409, f"The tool profile is set by the environment variable {env_var}")
+            async with self._settings_lock:
+                try:
+                    await asyncio.to_thread(
+                        config.update_file, self.options.user_directory, {"tool_profile": profile}
+                    )
+                except (OSError, config.ConfigError) as exc:
+                    log.error("comfyui-mcp-bridge: cannot save the settings: %s", exc)
+                    raise Refused(500, "The settings file could not be written (see ComfyUI's log)") from None
+                self.services.settings.tool_profile = profile
+        except Refused as exc:
+            return _error(exc)
+        told = 0
+        if self.published is not None and self.published.on_change is not None:
+            told = await self.published.on_change()  # tools/list_changed to every session
+        self.pusher.push("settings", "settings", lambda: {"tool_profile": profile}, urgent=True)
+        return web.json_response({"tool_profile": profile, "sessions_told": told})
 
     async def cancel_job(self, request: web.Request) -> web.Response:
         """POST /mcp-bridge/jobs/cancel ``{"job_id": "…"}``: cancel one of the bridge's jobs."""

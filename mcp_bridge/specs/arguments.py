@@ -28,6 +28,7 @@ from .params import (
     unique_loras,
 )
 from .spec import InputSpec, ToolSpec
+from .wording import shared
 
 NodeInputs = Callable[[str], "Mapping[str, NodeInput] | None"]
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -35,13 +36,10 @@ STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 _OUTPUT_PATH = Field(
     min_length=1,
     max_length=PATH_MAX_CHARS,
-    description="Optional file to also write the full image to, ending in .png, .jpg, .jpeg or .webp; it "
-    "must be inside an allowed folder, and a relative path starts from the client's first root or the "
-    "configured default folder. With batch_size > 1, _1, _2, ... is added before the extension.",
+    description="Also write the file here (.png, .jpg, .jpeg, .webp), inside an allowed folder; relative "
+    "to the client's first root. Several images add _1, _2, ...",
 )
-_OVERWRITE = Field(
-    description="Replace output_path if it exists (default false: an existing file is an error)."
-)
+_OVERWRITE = Field(description="Replace an existing output_path.")
 _NAME = Field(min_length=1, max_length=128)
 # Kinds whose slot value the pipeline works out (a default model, a random seed, a staged file).
 RESOLVED_KINDS = frozenset({"model", "seed", "image", "images", "mask"})
@@ -126,7 +124,7 @@ def _node_input(spec: ToolSpec, item: InputSpec, node_inputs: NodeInputs | None)
 def _field(
     spec: ToolSpec, item: InputSpec, node: NodeInput | None, limits: Limits, defaults: Defaults
 ) -> tuple[Any, Any]:
-    words = _describe(item.description, limits)
+    words = _describe(item.description or shared(item.name, item.kind, item.folder), limits)
     kind = item.kind
     if kind == "loras":
         field = Field(max_length=limits.max_loras, description=words)

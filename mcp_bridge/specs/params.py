@@ -118,24 +118,13 @@ _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class LoraParam(BaseModel):
-    """One LoRA to apply."""
+    """One LoRA to apply (what the fields mean is said once, on the ``loras`` argument: issue 25)."""
 
     model_config = _STRICT
 
-    name: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=NAME_MAX_CHARS,
-            description="LoRA file name exactly as list_loras shows it.",
-        ),
-    ]
-    strength_model: Annotated[
-        float, Field(ge=-4.0, le=4.0, description="Effect on the image model, -4 to 4 (1 = as trained).")
-    ] = 1.0
-    strength_clip: Annotated[
-        float, Field(ge=-4.0, le=4.0, description="Effect on the text encoder, -4 to 4 (1 = as trained).")
-    ] = 1.0
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS)]
+    strength_model: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
+    strength_clip: Annotated[float, Field(ge=-4.0, le=4.0)] = 1.0
 
 
 class ControlNetParam(BaseModel):
@@ -143,32 +132,12 @@ class ControlNetParam(BaseModel):
 
     model_config = _STRICT
 
-    image: Annotated[
-        str,
-        Field(
-            min_length=1,
-            description="Control image, in the forms input_image takes.",
-        ),
-    ]
-    model: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=NAME_MAX_CHARS,
-            description="ControlNet model, as list_controlnets shows it.",
-        ),
-    ]
+    image: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS)]
     strength: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
     start_percent: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     end_percent: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    preprocessor: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=64,
-            description="none (the image is the control map), canny, or another from list_controlnets.",
-        ),
-    ] = "none"
+    preprocessor: Annotated[str, Field(min_length=1, max_length=64)] = "none"
 
     @model_validator(mode="after")
     def _window(self) -> ControlNetParam:

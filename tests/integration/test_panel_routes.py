@@ -14,14 +14,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ToolListChangedNotification
 
 from testbed.mcp_client import connect
 from testbed.server import LATEST, ComfyServer
 
 TOKEN_FILE = "comfyui-mcp-bridge.token"
 SETTINGS_FILE = "comfyui-mcp-bridge.json"
-POST_ROUTES = ["/mcp-bridge/token/reveal", "/mcp-bridge/output-folders", "/mcp-bridge/jobs/cancel"]
+POST_ROUTES = [
+    "/mcp-bridge/token/reveal",
+    "/mcp-bridge/output-folders",
+    "/mcp-bridge/jobs/cancel",
+    "/mcp-bridge/tool-profile",
+]
 
 
 class Reply:
@@ -449,3 +454,35 @@ def test_the_panel_script_is_served_to_the_frontend(comfy: ComfyServer) -> None:
     script = call(comfy, "GET", ours[0])
     assert script.status == 200 and "registerExtension" in script.text
     assert "innerHTML" not in script.text
+
+
+async def _profile_change(comfy: ComfyServer, profile: str) -> tuple[Reply, set[str], int]:
+    told = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ToolListChangedNotification):
+            told.set()
+
+    async with connect("streamable-2025", comfy.url, message_handler=on_message) as client:
+        await client.list_tools()  # the session is known to the server from its first request
+        body = {"profile": profile}
+        reply = await asyncio.to_thread(
+            call, comfy, "POST", "/mcp-bridge/tool-profile", body, headers=page_headers(comfy)
+        )
+        await asyncio.wait_for(told.wait(), 30)
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        ran = await client.call_tool("run_tool", {"tool": "list_controlnets", "arguments": {}})
+    return reply, names, 0 if ran.is_error else 1
+
+
+def test_the_tool_profile_is_changed_live_saved_and_announced(comfy: ComfyServer) -> None:
+    try:
+        reply, names, ran = asyncio.run(_profile_change(comfy, "core"))
+        assert reply.status == 200 and reply.json["tool_profile"] == "core", reply.text
+        assert "generate_image" in names and "inpaint" not in names and "run_tool" in names and ran == 1
+        assert call(comfy, "GET", "/mcp-bridge/status").json["tool_profile"]["value"] == "core"
+        assert json.loads((comfy.user_dir / SETTINGS_FILE).read_text())["tool_profile"] == "core"
+        refused = call(comfy, "POST", "/mcp-bridge/tool-profile", {"profile": "tiny"})
+        assert refused.status == 400 and "full, core, compact" in refused.text
+    finally:
+        assert call(comfy, "POST", "/mcp-bridge/tool-profile", {"profile": "full"}).status == 200
