@@ -9,7 +9,8 @@
 - Said once: an argument whose whole schema (sampling, the LoRA and ControlNet stacks, ``input_image``,
   ``output_path``, ...) repeats, verbatim and over :data:`SHARED_MIN_BYTES`, an earlier listed tool's
   argument of the same name is listed by its type alone (and ``x-`` keywords such as ``x-mcp-header``);
-  the tool's description ends "As <tool>'s: <arguments>." The tools validate with
+  the input schema's own description says "As <tool>'s: <arguments>." (the tool's description stays its
+  author's). The tools validate with
   their own models, so this changes what is said, never what is accepted.
 """
 
@@ -52,7 +53,7 @@ def listing(tools: list[MCPTool], profile: str) -> list[MCPTool]:
 
 def share(tools: Iterable[MCPTool]) -> list[MCPTool]:
     """Each argument schema in full on the first tool that has it; later tools list its type only and
-    say once, in their description, whose arguments they share."""
+    say once, in their input schema's description, whose arguments they share."""
     first: dict[tuple[str, str], str] = {}  # (argument, its schema as JSON) -> the tool that said it
     out = []
     for tool in tools:
@@ -72,12 +73,8 @@ def share(tools: Iterable[MCPTool]) -> list[MCPTool]:
                 owners.setdefault(owner, []).append(name)
         if changed:
             told = " ".join(f"As {owner}'s: {', '.join(names)}." for owner, names in owners.items())
-            tool = tool.model_copy(
-                update={
-                    "input_schema": {**tool.input_schema, "properties": {**properties, **changed}},
-                    "description": f"{tool.description or ''} {told}".strip(),
-                }
-            )
+            schema = {**tool.input_schema, "properties": {**properties, **changed}, "description": told}
+            tool = tool.model_copy(update={"input_schema": schema})
         out.append(tool)
     return out
 

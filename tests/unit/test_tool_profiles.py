@@ -112,7 +112,8 @@ async def test_an_argument_group_is_said_once_and_later_tools_name_its_owner(tmp
     assert first["loras"]["items"]["properties"]["strength_model"]["maximum"] == 4
     assert later["inputSchema"]["properties"]["loras"] == {"type": "array"}
     assert later["inputSchema"]["properties"]["steps"] == {"type": "integer"}
-    assert "As generate_image's: " in later["description"] and "loras" in later["description"]
+    told = later["inputSchema"]["description"]
+    assert told.startswith("As generate_image's: ") and "loras" in told
     assert "minimum" in later["inputSchema"]["properties"]["denoise"]  # its own argument, in full
     # Extension keywords stay where an argument is shared (routing by Mcp-Param-Job-Id needs them).
     assert tools["wait_job"]["inputSchema"]["properties"]["job_id"]["x-mcp-header"] == "Job-Id"
