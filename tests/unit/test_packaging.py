@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
 from pathlib import Path
 
 import tomllib
@@ -70,3 +71,19 @@ def test_test_modules_have_unique_names() -> None:
     # tests/ folders are not packages: two modules of one name stop pytest's collection.
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py") if "node_modules" not in p.parts]
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+def test_the_package_holds_no_symlink_and_no_bytecode() -> None:
+    """What ComfyUI's custom-node policy refuses (README, Install): ``comfy node pack`` packs the git-tracked
+    files, which hold no symlink and no bytecode, and walks the ``includes`` folders, which hold no Python."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert tracked
+    assert [line for line in tracked if line.startswith("120000")] == []  # git's mode for a symlink
+    paths = [line.split("\t", 1)[1] for line in tracked]
+    assert [p for p in paths if "__pycache__" in p.split("/") or p.endswith((".pyc", ".pyo"))] == []
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "__pycache__/" in ignored and "*.pyc" in ignored
+    for folder in PYPROJECT["tool"]["comfy"]["includes"]:
+        assert [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".pyc") or p.is_symlink()] == []
