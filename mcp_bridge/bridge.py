@@ -104,6 +104,7 @@ def param_models(settings: config.Settings, specs: SpecLibrary, comfy: ComfyBack
             max_side=settings.max_side,
             max_pixels=settings.max_pixels,
             max_frames=settings.max_video_frames,
+            max_video_pixels=settings.max_video_pixels,
             max_input_image_bytes=settings.max_input_bytes,
         )
         defaults = Defaults(

@@ -222,9 +222,19 @@ class Settings:
     max_pixels: int = field(
         default=2048 * 2048,
         metadata={
-            "doc": "Largest width x height x batch_size of one call.",
+            "doc": "Largest width x height x batch_size of one call (also of a result made from an input "
+            "image: img2img and inpaint keep its size, upscale_image multiplies it by the model's scale).",
             "min": 4096,
             "max": 16384 * 16384,
+        },
+    )
+    max_video_pixels: int = field(
+        default=2**27,
+        metadata={
+            "doc": "Largest frames x width x height of one video (generate_video, images_to_video, "
+            "images_to_animation); 134217728 is 121 frames of 1280x720 or 32 of 2048x2048.",
+            "min": 4096,
+            "max": 2**40,
         },
     )
     fetch_url_hosts: list[str] = field(

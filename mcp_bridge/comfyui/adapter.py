@@ -140,6 +140,36 @@ def model_path(folder: str, name: str) -> Path | None:
     return Path(path) if path else None
 
 
+_SCALES: dict[tuple[str, int, int], int] = {}  # (path, size, mtime) -> scale
+_SCALES_KEPT = 64
+
+
+def upscale_scale(name: str) -> int | None:
+    """The scale of upscale model ``name`` as ComfyUI's UpscaleModelLoader loads it (its state dict
+    through spandrel), or None when it cannot be loaded; cached per file version. Blocking: off the loop."""
+    path = model_path("upscale_models", name)
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _SCALES:
+            import comfy.utils
+            from spandrel import ModelLoader
+
+            state = comfy.utils.load_torch_file(str(path), safe_load=True)
+            if "module.layers.0.residual_group.blocks.0.norm1.weight" in state:  # as the loader node does
+                state = comfy.utils.state_dict_prefix_replace(state, {"module.": ""})
+            scale = int(ModelLoader().load_from_state_dict(state).scale)
+            if len(_SCALES) >= _SCALES_KEPT:
+                _SCALES.clear()
+            _SCALES[key] = scale
+        return _SCALES[key]
+    except Exception as exc:  # noqa: BLE001 - any loader failure: the model cannot be used
+        log.warning("mcp-bridge: cannot load upscale model %s: %s", name, exc)
+        return None
+
+
 def template_files() -> dict[str, Path]:
     """The JSON files ComfyUI serves under ``/templates/`` (name -> path), chosen as its server does:
     the legacy ``templates`` folder of ``comfyui_workflow_templates`` when it has one (packages before
@@ -486,6 +516,9 @@ class Comfy:
 
     def model_path(self, folder: str, name: str) -> Path | None:
         return model_path(folder, name)
+
+    def upscale_scale(self, name: str) -> int | None:
+        return upscale_scale(name)
 
     def samplers(self) -> list[str]:
         return samplers()

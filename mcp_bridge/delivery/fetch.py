@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from ..addresses import normalize_hostname
+from ..specs.sizes import SizeCheck
 from .inputs import StagedImage, store_image_bytes
 
 MAX_REDIRECTS = 3
@@ -126,12 +127,20 @@ async def fetch_image_bytes(url: str, rules: FetchRules) -> bytes:
         raise FetchRefused(f"{shown!r} took longer than {rules.timeout_s:g} s to fetch") from None
 
 
-async def stage_url(url: str, rules: FetchRules, *, input_dir: Path, max_pixels: int) -> StagedImage:
+async def stage_url(
+    url: str, rules: FetchRules, *, input_dir: Path, max_pixels: int, check: SizeCheck | None = None
+) -> StagedImage:
     """Fetch ``url`` and stage its bytes as an input image (checked as every input; see :mod:`.inputs`).
     Raises :class:`FetchRefused` or :class:`~.inputs.InputRejected`; nothing is written on refusal."""
     data = await fetch_image_bytes(url, rules)
     return await asyncio.to_thread(
-        store_image_bytes, data, "url", input_dir=input_dir, max_bytes=rules.max_bytes, max_pixels=max_pixels
+        store_image_bytes,
+        data,
+        "url",
+        input_dir=input_dir,
+        max_bytes=rules.max_bytes,
+        max_pixels=max_pixels,
+        check=check,
     )
 
 

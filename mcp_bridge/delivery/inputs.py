@@ -20,6 +20,7 @@ from pathlib import Path
 from ..comfyui.backend import ComfyBackend
 from ..engine.ids import parse_output_link
 from ..media import images
+from ..specs.sizes import SizeCheck
 from .paths import PathPolicy, PathRejected, protected_trees, safe_write
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -116,9 +117,11 @@ def stage_input_image(
     protected: Sequence[str | Path],
     max_bytes: int,
     max_pixels: int,
+    check: SizeCheck | None = None,
 ) -> StagedImage:
     """Check ``value`` (see module doc) and copy its image into ``input_dir/mcp/``; nothing is read
-    from the ``protected`` folders (see :func:`protected_folders`), whatever the roots."""
+    from the ``protected`` folders (see :func:`protected_folders`), whatever the roots. ``check`` gets
+    the image's width and height before anything is written (it raises to refuse)."""
     if not isinstance(value, str) or not value.strip():
         raise InputRejected(f"input_image is empty. {ACCEPTED}")
     try:
@@ -130,17 +133,28 @@ def stage_input_image(
             data, _ = images.read_input_file(path, max_bytes=max_bytes, max_pixels=max_pixels)
     except images.ImageRejected as exc:
         raise InputRejected(f"input_image is not usable: {exc}") from None
-    return store_image_bytes(data, source, input_dir=input_dir, max_bytes=max_bytes, max_pixels=max_pixels)
+    return store_image_bytes(
+        data, source, input_dir=input_dir, max_bytes=max_bytes, max_pixels=max_pixels, check=check
+    )
 
 
 def store_image_bytes(
-    data: bytes, source: str, *, input_dir: Path, max_bytes: int, max_pixels: int
+    data: bytes,
+    source: str,
+    *,
+    input_dir: Path,
+    max_bytes: int,
+    max_pixels: int,
+    check: SizeCheck | None = None,
 ) -> StagedImage:
-    """Check ``data`` as an input image and write it to ``input_dir/mcp/<uuid>.<ext>``."""
+    """Check ``data`` as an input image (and its size with ``check``), then write it to
+    ``input_dir/mcp/<uuid>.<ext>``."""
     try:
         facts = images.check_image_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels)
     except images.ImageRejected as exc:
         raise InputRejected(f"input_image is not usable: {exc}") from None
+    if check is not None:
+        check(facts.width, facts.height)
     fmt = facts.format
     folder = input_dir / STAGING_SUBFOLDER
     folder.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,11 @@ class ToolArguments(BaseModel):
                 raise ValueError(check.message or f"give at least one of {', '.join(check.inputs)}")
             if check.rule == "pixels" and all(v is not None for v in values):
                 budget(type(self).limits, *values)
+            if check.rule == "video" and values and all(v is not None for v in values):
+                try:
+                    type(self).limits.check_video(*values)
+                except ParamRejected as exc:
+                    raise ValueError(str(exc)) from None
         return self
 
 

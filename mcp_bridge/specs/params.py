@@ -64,12 +64,15 @@ class Limits:
     max_prompt_bytes: int = 16 * 1024  # UTF-8 bytes, for prompt and negative_prompt each
     max_input_image_bytes: int = 8 * 1024 * 1024  # decoded size of an inline (base64) image
     max_frames: int = 64  # images of one ``images`` input (frames of a video)
+    max_video_pixels: int = 2**27  # frames x width x height of one video
 
     def __post_init__(self) -> None:
         if not 64 <= self.max_side <= 16384 or self.max_side % 8:
             raise ValueError("max_side must be a multiple of 8 in 64..16384")
         if self.max_pixels < 64 * 64:
             raise ValueError("max_pixels must be at least 64*64")
+        if self.max_video_pixels < 64 * 64:
+            raise ValueError("max_video_pixels must be at least 64*64")
         for name in ("max_steps", "max_batch", "max_prompt_bytes", "max_input_image_bytes", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
@@ -89,6 +92,33 @@ class Limits:
                 f"{width}x{height} x {batch_size} image(s) is {width * height * batch_size} pixels, over "
                 f"the budget of {self.max_pixels} (for example {_square(self.max_pixels)}); use a smaller "
                 "size or batch_size"
+            )
+
+    def check_size(self, width: int, height: int, batch_size: int = 1, *, what: str = "the result") -> None:
+        """Raise :class:`ParamRejected` when ``what`` (``width`` x ``height``, ``batch_size`` times) is
+        over the largest side or the pixel budget; the message has the numbers."""
+        if max(width, height) > self.max_side:
+            raise ParamRejected(
+                f"{what} would be {width}x{height}, over the largest side of {self.max_side} pixels "
+                "(max_side); use a smaller image or size"
+            )
+        self.check_pixels(width, height, batch_size)
+
+    def check_video(self, width: int, height: int, frames: int, *, what: str = "the video") -> None:
+        """Raise :class:`ParamRejected` when a video of ``frames`` frames of ``width`` x ``height`` is
+        over the largest side or the video budget (frames x width x height)."""
+        if max(width, height) > self.max_side:
+            raise ParamRejected(
+                f"{what} would have frames of {width}x{height}, over the largest side of {self.max_side} "
+                "pixels (max_side); use smaller frames"
+            )
+        total = width * height * frames
+        if total > self.max_video_pixels:
+            raise ParamRejected(
+                f"{what} would be {frames} frames of {width}x{height} = {total} pixels, over the video "
+                f"budget of {self.max_video_pixels} (max_video_pixels, e.g. "
+                f"{self.max_video_pixels // (width * height)} frames at this size); use fewer frames or a "
+                "smaller size"
             )
 
 

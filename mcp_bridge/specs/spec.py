@@ -128,15 +128,20 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Check:
-    """A rule over several arguments: ``pixels`` (width x height x batch within the budget, with the
-    size of ``source``'s image when width/height are omitted), ``together`` (all or none given),
-    ``any`` (at least one given and not zero/empty) or ``canvas`` (``source``'s image grown by the
-    first two inputs in width and the last two in height stays within the side and pixel caps)."""
+    """A rule over several arguments: ``pixels`` (width x height x batch within the side and pixel
+    caps, with the size of ``source``'s image when width/height are omitted), ``together`` (all or none
+    given), ``any`` (at least one given and not zero/empty), ``canvas`` (``source``'s image grown by the
+    first two inputs in width and the last two in height stays within the side and pixel caps),
+    ``output`` (the result is ``source``'s image, times the scale of the upscale model input ``scale``:
+    within the side and pixel caps) or ``video`` (frames x width x height within the video budget: the
+    inputs [width, height, frames], or the frames of the ``images`` input ``source``, sized as the first).
+    Every one is checked before anything is queued; those over an image as it is read, before staging."""
 
     rule: str
     inputs: tuple[str, ...]
     source: str | None = None
     message: str = ""
+    scale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,9 @@ def parse_spec(name: str, data: Mapping[str, Any]) -> ToolSpec:
         if item.kind == "mask" and item.source is not None and item.source not in names:
             raise SpecError(f"input {item.name!r}: 'source' names no input {item.source!r}")
     checks = tuple(_parse_check(raw, names) for raw in meta.get("checks", []))
+    for check in checks:
+        if check.scale and not any(i.name == check.scale and i.kind == "model" for i in inputs):
+            raise SpecError(f"check {check.rule!r}: 'scale' must name a model input (the upscale model)")
     inpaint = _parse_inpaint(meta["inpaint_model"], inputs, template) if "inpaint_model" in meta else None
     return ToolSpec(tool, title, description, template, inputs, checks, inpaint)
 
@@ -318,13 +326,22 @@ def _parse_check(raw: object, names: set[str]) -> Check:
         inputs, rule = tuple(raw["canvas"]), "canvas"
         if len(inputs) != 4 or not raw.get("source"):
             raise SpecError("check 'canvas' takes [left, right, top, bottom] and a 'source' image input")
+    elif isinstance(raw, dict) and isinstance(raw.get("output"), str):
+        inputs, rule = (), "output"
+        raw = {**raw, "source": raw["output"]}
+    elif isinstance(raw, dict) and isinstance(raw.get("video"), list):
+        inputs, rule = tuple(raw["video"]), "video"
+        if not (len(inputs) == 3 or (not inputs and raw.get("source"))):
+            raise SpecError("check 'video' takes [width, height, frames], or [] and a 'source' images input")
     else:
         raise SpecError(
-            "a check is {'pixels': [...]}, {'together': [...]}, {'any': [...]} or {'canvas': [...]}"
+            "a check is {'pixels': [...]}, {'together': [...]}, {'any': [...]}, {'canvas': [...]}, "
+            "{'output': '<image input>'} or {'video': [...]}"
         )
-    source = raw.get("source")
-    unknown = [n for n in (*inputs, *([source] if source else [])) if n not in names]
+    source, scale = raw.get("source"), raw.get("scale")
+    named = (*inputs, *([source] if source else []), *([scale] if scale else []))
+    unknown = [n for n in named if n not in names]
     if unknown:
         raise SpecError(f"check {rule!r} names unknown inputs {', '.join(map(str, unknown))}")
     message = raw.get("message", "")
-    return Check(rule, tuple(str(n) for n in inputs), source, str(message))
+    return Check(rule, tuple(str(n) for n in inputs), source, str(message), str(scale) if scale else None)

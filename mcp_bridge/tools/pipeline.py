@@ -36,7 +36,8 @@ from ..specs.graph import (
     available_preprocessors,
     build_prompt,
 )
-from ..specs.spec import Check, InputSpec, ToolSpec
+from ..specs.sizes import SizeCheck, source_checks
+from ..specs.spec import InputSpec, ToolSpec
 from .jobs import follow_job
 from .services import Services
 
@@ -85,6 +86,8 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
     limits = type(p).limits
     chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
     inpaint, noise_mask_input = await _inpaint_plan(services, spec, chosen)
+    arguments = {i.name: getattr(p, i.name) for i in spec.inputs}
+    sizes = source_checks(spec, arguments, limits, await _scales(services, spec, chosen))
     output_path, overwrite = p.destination
     suffixes = output_suffixes(spec.output_kinds)
     plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite, suffixes)
@@ -95,7 +98,7 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
         for item in spec.of_kind("image", "mask"):
             value = getattr(p, item.name)
             if value is not None:
-                staged[item.name] = await _stage(services, value, limits)
+                staged[item.name] = await _stage(services, value, limits, sizes.get(item.name))
         for item in spec.of_kind("mask"):
             if item.source is not None and item.source in staged:
                 staged[item.name] = await _mask(services, item, staged[item.source], staged.get(item.name))
@@ -105,11 +108,11 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
             steps.append(dataclasses.replace(control, image=control_images[-1].name))
         for item in spec.of_kind("images"):
             for n, value in enumerate(getattr(p, item.name) or (), 1):
+                check = sizes.get(item.name) if n == 1 else None  # the first frame sets the size
                 try:
-                    frames.setdefault(item.name, []).append(await _stage(services, value, limits))
+                    frames.setdefault(item.name, []).append(await _stage(services, value, limits, check))
                 except ToolError as exc:
                     raise ToolError(f"{item.name}, frame {n}: {exc}") from None
-        _late_checks(spec, p, staged, limits)
         seeds = {i.name: params.resolve_seed(getattr(p, i.name)) for i in spec.of_kind("seed")}
         values: dict[str, Any] = {**p.slot_values()}
         for item in spec.inputs:
@@ -239,8 +242,25 @@ def _pick_model(services: Services, item: InputSpec, wanted: str | None) -> str:
     raise params.ParamRejected(f"several {many} are installed; name one with {item.name} ({shown})")
 
 
-async def _stage(services: Services, value: str, limits: params.Limits) -> StagedImage:
-    """Copy the caller's input image into ComfyUI's input folder (off the loop)."""
+async def _scales(services: Services, spec: ToolSpec, chosen: dict[str, str]) -> dict[str, int]:
+    """The scale of each upscale model a check multiplies by (the port loads the model, off the loop)."""
+    scales: dict[str, int] = {}
+    for check in spec.checks:
+        if check.scale is None or check.scale in scales:
+            continue
+        name = chosen[check.scale]
+        scale = await asyncio.to_thread(services.comfy.upscale_scale, name)
+        if scale is None:
+            raise ToolError(f"the upscale model {name!r} cannot be loaded by ComfyUI (see its log)")
+        scales[check.scale] = scale
+    return scales
+
+
+async def _stage(
+    services: Services, value: str, limits: params.Limits, check: SizeCheck | None = None
+) -> StagedImage:
+    """Copy the caller's input image into ComfyUI's input folder (off the loop); ``check`` refuses it
+    by its size before anything is written."""
     comfy = services.comfy
     input_dir, output_dir = Path(comfy.input_directory()), Path(comfy.output_directory())
     read_roots = [input_dir, output_dir, *(Path(r) for r in services.settings.output_roots)]
@@ -251,7 +271,7 @@ async def _stage(services: Services, value: str, limits: params.Limits) -> Stage
             rules = FetchRules.of(
                 settings.fetch_url_hosts, limits.max_input_image_bytes, settings.fetch_timeout_s
             )
-            return await stage_url(value, rules, input_dir=input_dir, max_pixels=max_pixels)
+            return await stage_url(value, rules, input_dir=input_dir, max_pixels=max_pixels, check=check)
         return await asyncio.to_thread(
             stage_input_image,
             value,
@@ -261,8 +281,9 @@ async def _stage(services: Services, value: str, limits: params.Limits) -> Stage
             protected=protected_folders(comfy),
             max_bytes=limits.max_input_image_bytes,
             max_pixels=max_pixels,
+            check=check,
         )
-    except (InputRejected, PathRejected, FetchRefused) as exc:
+    except (InputRejected, PathRejected, FetchRefused, params.ParamRejected) as exc:
         raise ToolError(str(exc)) from None
 
 
@@ -279,37 +300,6 @@ async def _mask(
     finally:
         if given is not None:
             await asyncio.to_thread(remove_staged, [given.path])
-
-
-def _late_checks(
-    spec: ToolSpec, p: ToolArguments, staged: dict[str, StagedImage], limits: params.Limits
-) -> None:
-    # Checks that need the staged images: an omitted size is the source image's.
-    for check in spec.checks:
-        if check.rule not in ("pixels", "canvas") or check.source not in staged:
-            continue
-        source = staged[check.source]
-        values = [getattr(p, name) for name in check.inputs]
-        try:
-            if check.rule == "pixels":
-                width, height, *batch = values
-                limits.check_pixels(width or source.width, height or source.height, *(b or 1 for b in batch))
-            else:
-                _check_canvas(check, source, [v or 0 for v in values], limits)
-        except params.ParamRejected as exc:
-            raise ToolError(str(exc)) from None
-
-
-def _check_canvas(check: Check, source: StagedImage, added: list[int], limits: params.Limits) -> None:
-    """The source image grown by ``added`` (left, right, top, bottom) within the side and pixel caps."""
-    width, height = source.width + added[0] + added[1], source.height + added[2] + added[3]
-    if max(width, height) > limits.max_side:
-        names = ", ".join(check.inputs)
-        raise params.ParamRejected(
-            f"{check.source} ({source.width}x{source.height}) grown by {names} would be {width}x{height}, "
-            f"over the largest side of {limits.max_side}; add fewer pixels"
-        )
-    limits.check_pixels(width, height)
 
 
 def _batch(spec: ToolSpec, p: ToolArguments) -> int:

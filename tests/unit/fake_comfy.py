@@ -114,6 +114,9 @@ class FakeComfy:
     def is_inpainting_checkpoint(self, name: str) -> bool:
         return name in self.inpainting
 
+    def upscale_scale(self, name: str) -> int | None:
+        return 4 if name in self.models.get("upscale_models", []) else None
+
     def model_path(self, folder: str, name: str) -> Path | None:
         path = self.root / "models" / folder / name
         return path if name in self.models.get(folder, []) and path.is_file() else None
