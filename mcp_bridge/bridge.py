@@ -31,6 +31,7 @@ from .tools import debug as tools_debug
 from .tools import jobs as tools_jobs
 from .tools import saving as tools_saving
 from .tools.batch import add_batch_tool
+from .tools.errors import as_tool_error
 from .tools.pipeline import add_spec_tool
 from .tools.published import Published, folder_for
 from .tools.published import register as register_published
@@ -193,7 +194,7 @@ def build_mcp(services: Services, published: Published | None = None) -> MCPServ
 
 def build_tools(services: Services, published: Published | None = None) -> Toolset:
     """Every tool the bridge serves, in the order ``tools/list`` shows them."""
-    toolset = Toolset()
+    toolset = Toolset(errors=as_tool_error)
     videos = load_video_catalog(services.comfy.node_class_names(), video_compiler(services))
     tools_catalog.register(toolset, services, videos)
     for name, spec in services.specs.specs.items():

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 
 from ..addresses import listens_beyond_loopback
 from ..comfyui.artifacts import Artifact
@@ -65,28 +61,27 @@ def output_suffixes(kinds: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(found)
 
 
-async def client_roots(services: DeliveryHost, ctx: Context) -> tuple[str, ...]:
+# Lists the MCP client's roots (their URIs), or raises when the client has none or cannot answer.
+ListRoots = Callable[[], Awaitable[Iterable[str]]]
+
+
+async def client_roots(services: DeliveryHost, list_roots: ListRoots | None) -> tuple[str, ...]:
     """Folders the MCP client declared as its roots, when the settings and ComfyUI's exposure allow.
 
     Only for a ComfyUI listening on loopback (a remote client's roots are not paths on this machine)
     and only over connections with a back-channel; PathPolicy drops filesystem roots and home folders.
     """
-    if not services.settings.use_client_roots or listens_beyond_loopback(
-        services.comfy.server_options().listen
-    ):
+    if list_roots is None or not services.settings.use_client_roots:
         return ()
-    caps = ctx.client_capabilities
-    if caps is None or caps.roots is None:
+    if listens_beyond_loopback(services.comfy.server_options().listen):
         return ()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # roots are deprecated in 2026-07-28, still used by clients
-            listed = await asyncio.wait_for(ctx.request_context.session.list_roots(), 5.0)
+        listed = await asyncio.wait_for(list_roots(), 5.0)
     except Exception:  # noqa: BLE001 - no back-channel, a slow or failing client: no client roots
         return ()
     found = []
-    for root in listed.roots:
-        uri = urlsplit(str(root.uri))
+    for root in listed:
+        uri = urlsplit(root)
         if uri.scheme == "file" and uri.netloc in ("", "localhost"):
             found.append(url2pathname(uri.path))
     return tuple(found)
@@ -94,22 +89,20 @@ async def client_roots(services: DeliveryHost, ctx: Context) -> tuple[str, ...]:
 
 async def plan_outputs(
     services: DeliveryHost,
-    ctx: Context,
+    list_roots: ListRoots | None,
     output_path: str | None,
     count: int,
     overwrite: bool,
     suffixes: tuple[str, ...] = tuple(sorted(IMAGE_SUFFIXES)),
 ) -> OutputPlan | None:
-    """Check ``output_path`` before anything is queued (refused: ToolError; nothing written)."""
+    """Check ``output_path`` before anything is queued (refused: :class:`PathRejected`; nothing
+    written)."""
     if output_path is None:
         return None
-    roots = await client_roots(services, ctx)
+    roots = await client_roots(services, list_roots)
     base = roots[0] if roots else services.comfy.output_directory()
     plan = OutputPlan(output_path, overwrite, suffixes, base, roots)
-    try:
-        await asyncio.to_thread(_check_targets, services, plan, count)  # file-system look-ups
-    except PathRejected as exc:
-        raise ToolError(str(exc)) from None
+    await asyncio.to_thread(_check_targets, services, plan, count)  # file-system look-ups
     return plan
 
 

@@ -1,4 +1,6 @@
-"""Turn a finished job into an MCP tool result: a summary, small previews, links, structured data.
+"""The one presenter of a job: still going (its state, what to call next), done (a summary, small
+previews, links, structured data) or failed (:class:`~.result.JobFailed` with the reason). Free of MCP
+SDK types: the tool layer turns a :class:`~.result.Presented` into the SDK's result.
 
 Full-size files never travel inline (clients cap messages near 1 MiB): each artifact comes back as a
 preview (longest side <= 512 px, WebP: the image itself, or the first frame of an animation or
@@ -17,16 +19,13 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
-
 from ..comfyui.artifacts import Artifact, ArtifactInfo
 from ..engine.ids import output_link
 from ..engine.jobs import Job, JobState
 from ..media.contact_sheet import fit_budget, within_budget
 from .host import DeliveryHost
 from .previews import PREVIEW_SIDE, prepared
-from .result import RESULT_MAX_BYTES, JobResult, Timings
+from .result import RESULT_MAX_BYTES, FileLink, JobFailed, JobResult, Presented, Preview, Timings
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
@@ -118,14 +117,31 @@ def failure_message(job: Job) -> str:
     return f"ComfyUI failed{where}: {err.get('type', 'error')}: {err.get('message', 'unknown error')}"
 
 
-async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREVIEW_SIDE) -> CallToolResult:
-    """The tool result of a finished job (raises ``ToolError`` for failed/cancelled jobs), within
+async def present(services: DeliveryHost, job: Job) -> Presented:
+    """Any job as the answer of a tool: still going, or its result (raises :class:`JobFailed`)."""
+    if not job.state.finished:
+        return pending(job)
+    await services.runner.settled(job)
+    return await present_job(services, job)
+
+
+def pending(job: Job) -> Presented:
+    """The answer when a job is still going: its id and state, and what to call next."""
+    text = (
+        f"Job {job.id} is {job.message()} after {job.elapsed():.0f} s. "
+        f"Call wait_job with job_id='{job.id}' to wait for the result, or cancel_job to stop it."
+    )
+    return Presented(text, structured=job.to_dict())
+
+
+async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREVIEW_SIDE) -> Presented:
+    """The result of a finished job (raises :class:`JobFailed` for failed/cancelled jobs), within
     :data:`~.result.RESULT_MAX_BYTES`: over it, the previews become one contact sheet, then files are
     left out of the listing (counted in ``files_omitted``; they stay in ComfyUI's output folder)."""
     if not job.state.finished:
         raise RuntimeError("present_job needs a finished job")
     if job.state is not JobState.SUCCEEDED:
-        raise ToolError(failure_message(job))
+        raise JobFailed(failure_message(job))
     found = [a for a in job.artifacts if a.folder_type == "output"]  # temp previews are not results
     early = services.previews.take(job.id) if services.previews is not None else {}
     ready_files = await prepared(services.comfy, found, preview_side, early)
@@ -133,24 +149,16 @@ async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREV
     written: list[str] = list(getattr(delivery, "written", None) or [])
     saved: list[str | None] = [*written, *([None] * (len(found) - len(written)))][: len(found)]
 
-    content: list[Any] = []
+    blocks: list[Any] = []
     files: list[dict[str, Any]] = []
     for artifact, ready, saved_path in zip(found, ready_files, saved, strict=True):
         entry = _file_entry(artifact, ready.info, saved_path, services.runner.instance_id)
         files.append(entry)
         if ready.preview is not None:
             data = base64.b64encode(ready.preview.data).decode()
-            content.append(ImageContent(type="image", data=data, mime_type=ready.preview.mime_type))
-        content.append(
-            ResourceLink(
-                type="resource_link",
-                uri=entry["uri"],
-                name=artifact.filename,
-                mime_type=artifact.mime_type,
-                description=_describe(entry),
-                size=entry["bytes"],
-            )
-        )
+            blocks.append(Preview("image", data, ready.preview.mime_type))
+        link = FileLink(entry["uri"], artifact.filename, artifact.mime_type, _describe(entry), entry["bytes"])
+        blocks.append(link)
     result = JobResult(
         job.id,
         list(job.prompt_ids),
@@ -160,8 +168,8 @@ async def present_job(services: DeliveryHost, job: Job, preview_side: int = PREV
         arguments=dict(job.meta),
         save_error=getattr(delivery, "error", None),
     )
-    content, result.contact_sheet = await fit_budget(content, services.settings.result_inline_bytes)
-    return await _within_message(job, result, content)
+    blocks, result.contact_sheet = await fit_budget(blocks, services.settings.result_inline_bytes)
+    return await _within_message(job, result, blocks)
 
 
 def _timings(job: Job) -> Timings:
@@ -172,55 +180,50 @@ def _timings(job: Job) -> Timings:
     )
 
 
-async def _within_message(job: Job, result: JobResult, content: list[Any]) -> CallToolResult:
+async def _within_message(job: Job, result: JobResult, blocks: list[Any]) -> Presented:
     # The whole serialized result (text, links, structured entries, previews) within RESULT_MAX_BYTES.
-    answer = _answer(job, result, content)
-    if _size(answer) <= RESULT_MAX_BYTES:
+    answer = _answer(job, result, blocks)
+    if answer.size() <= RESULT_MAX_BYTES:
         return answer
-    if not result.contact_sheet and any(isinstance(b, ImageContent) for b in content):
-        content, result.contact_sheet = await asyncio.to_thread(within_budget, content, 0)
-        answer = _answer(job, result, content)
-        if _size(answer) <= RESULT_MAX_BYTES:
+    if not result.contact_sheet and any(isinstance(b, Preview) for b in blocks):
+        blocks, result.contact_sheet = await asyncio.to_thread(within_budget, blocks, 0)
+        answer = _answer(job, result, blocks)
+        if answer.size() <= RESULT_MAX_BYTES:
             return answer
-    return await asyncio.to_thread(_listing_fewer, job, result, content)
+    return await asyncio.to_thread(_listing_fewer, job, result, blocks)
 
 
-def _listing_fewer(job: Job, result: JobResult, content: list[Any]) -> CallToolResult:
+def _listing_fewer(job: Job, result: JobResult, blocks: list[Any]) -> Presented:
     """``result`` listing as many of its first files as fit (at least none): each file costs its entry,
     its link and its place in the summary. Blocking (serializing): run off the loop."""
-    links = [b for b in content if isinstance(b, ResourceLink)]
+    links = [b for b in blocks if isinstance(b, FileLink)]
     costs = [
-        len(json.dumps(entry)) + _size(link) + len(entry.get("saved_path") or entry["uri"]) + 8
+        len(json.dumps(entry))
+        + len(json.dumps(link.wire()))
+        + len(entry.get("saved_path") or entry["uri"])
+        + 8
         for entry, link in zip(result.files, links, strict=False)
     ]
-    room = RESULT_MAX_BYTES - _size(_answer(job, result, content, 0))
+    room = RESULT_MAX_BYTES - _answer(job, result, blocks, 0).size()
     listed = 0
     while listed < len(costs) and costs[listed] <= room:
         room -= costs[listed]
         listed += 1
-    answer = _answer(job, result, content, listed)
-    while listed and _size(answer) > RESULT_MAX_BYTES:  # the estimate was short: drop a few more
+    answer = _answer(job, result, blocks, listed)
+    while listed and answer.size() > RESULT_MAX_BYTES:  # the estimate was short: drop a few more
         listed = max(0, listed - max(1, listed // 50))
-        answer = _answer(job, result, content, listed)
+        answer = _answer(job, result, blocks, listed)
     return answer
 
 
-def _size(model: CallToolResult | ResourceLink) -> int:
-    return len(model.model_dump_json(by_alias=True, exclude_none=True).encode())
-
-
-def _answer(job: Job, result: JobResult, content: list[Any], listed: int | None = None) -> CallToolResult:
-    """``result`` as a tool result listing its first ``listed`` files (all when None)."""
+def _answer(job: Job, result: JobResult, blocks: list[Any], listed: int | None = None) -> Presented:
+    """``result`` as a tool's answer listing its first ``listed`` files (all when None)."""
     text = _summary(job, result, listed)
     if listed is not None:
-        links = [b for b in content if isinstance(b, ResourceLink)][listed:]
-        content = [b for b in content if not any(b is link for link in links)]
+        dropped = [b for b in blocks if isinstance(b, FileLink)][listed:]
+        blocks = [b for b in blocks if not any(b is link for link in dropped)]
         result = replace(result, files=result.files[:listed], files_omitted=len(result.files) - listed)
-    return CallToolResult(
-        content=[TextContent(type="text", text=text), *content],
-        structured_content=result.structured(),
-        is_error=bool(result.save_error),
-    )
+    return Presented(text, blocks, result.structured(), is_error=bool(result.save_error))
 
 
 def _summary(job: Job, result: JobResult, listed: int | None) -> str:

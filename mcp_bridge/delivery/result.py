@@ -12,6 +12,7 @@ Server-Sent Event, the JSON-RPC envelope included (:data:`RESULT_MAX_BYTES` leav
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -64,3 +65,60 @@ class JobResult:
         if self.files_omitted:
             data["files_omitted"] = self.files_omitted
         return data
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A small image inline (base64): MCP's ``image`` content."""
+
+    type: str
+    data: str
+    mime_type: str
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": "image", "data": self.data, "mimeType": self.mime_type}
+
+
+@dataclass(frozen=True)
+class FileLink:
+    """A link to a full file (``comfy://``): MCP's ``resource_link`` content."""
+
+    uri: str
+    name: str
+    mime_type: str
+    description: str
+    size: int | None
+    type: str = "resource_link"
+
+    def wire(self) -> dict[str, Any]:
+        data = {"type": self.type, "uri": self.uri, "name": self.name, "mimeType": self.mime_type}
+        data["description"] = self.description
+        return data if self.size is None else {**data, "size": self.size}
+
+
+Block = Preview | FileLink
+
+
+@dataclass
+class Presented:
+    """A tool's answer, free of any MCP SDK type: a summary line, blocks, structured content, and
+    whether it reports an error (the tool layer turns it into the SDK's ``CallToolResult``)."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+    structured: dict[str, Any] | None = None
+    is_error: bool = False
+
+    def size(self) -> int:
+        """Bytes of this answer serialized as MCP sends it (compact JSON, UTF-8)."""
+        wire: dict[str, Any] = {
+            "content": [{"type": "text", "text": self.text}, *(b.wire() for b in self.blocks)],
+            "isError": self.is_error,
+        }
+        if self.structured is not None:
+            wire["structuredContent"] = self.structured
+        return len(json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+class JobFailed(Exception):
+    """A job did not succeed (failed in ComfyUI, cancelled, interrupted); the message says why."""

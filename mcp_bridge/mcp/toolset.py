@@ -8,6 +8,8 @@ is leaned by :mod:`.lean` (``tools/list`` costs the AI's context: issue 25). The
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,6 +23,7 @@ from . import lean
 
 F = TypeVar("F", bound=Callable[..., Any])
 SpecHandler = Callable[[dict[str, Any], Context], Awaitable[CallToolResult]]
+ErrorMap = Callable[[BaseException], Exception | None]
 
 
 class RawArguments(ArgModelBase):
@@ -35,8 +38,14 @@ class RawArguments(ArgModelBase):
 class Toolset:
     """An ordered collection of tools for one MCP server."""
 
-    def __init__(self) -> None:
+    def __init__(self, errors: ErrorMap | None = None) -> None:
         self.tools: list[Tool] = []
+        self.errors = errors
+
+    def _add(self, tool: Tool) -> None:
+        if self.errors is not None:
+            tool.fn = _mapped(tool.fn, self.errors)
+        self.tools.append(tool)
 
     def tool(
         self, *, annotations: ToolAnnotations | None = None, title: str | None = None
@@ -50,7 +59,7 @@ class Toolset:
             tool.annotations = lean.hints(tool.annotations)
             if tool.fn_metadata.output_schema is not None:
                 tool.fn_metadata.output_schema = lean.output_schema(tool.fn_metadata.output_schema)
-            self.tools.append(tool)
+            self._add(tool)
             return fn
 
         return add
@@ -66,7 +75,7 @@ class Toolset:
         annotations: ToolAnnotations | None = None,
     ) -> None:
         """Add a tool whose arguments are exactly ``schema`` and reach ``handler`` unvalidated."""
-        self.tools.append(
+        self._add(
             Tool(
                 fn=handler,
                 name=name,
@@ -79,6 +88,40 @@ class Toolset:
                 annotations=lean.hints(annotations),
             )
         )
+
+
+def _mapped(fn: Callable[..., Any], errors: ErrorMap) -> Callable[..., Any]:
+    """``fn`` raising what ``errors`` maps instead of what it raised."""
+
+    def mapped(exc: Exception) -> Exception:
+        other = errors(exc)
+        return exc if other is None else other
+
+    if not inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                other = mapped(exc)
+                if other is exc:
+                    raise
+                raise other from None
+
+        return call
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            other = mapped(exc)
+            if other is exc:
+                raise
+            raise other from None
+
+    return run
 
 
 def drop_titles(schema: object) -> None:

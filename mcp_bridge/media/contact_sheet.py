@@ -12,9 +12,8 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, TypeGuard, cast
 
-from mcp.types import ImageContent
 from PIL import Image, ImageDraw
 
 from . import images
@@ -24,12 +23,25 @@ MAX_SHEET_SIDE = 1024  # the sheet's longest side; cells shrink to fit many item
 _LABEL_BAND = 14
 
 
+class Preview(Protocol):
+    """An inline image block of a result (``type`` "image", base64 ``data``): the MCP SDK's
+    ``ImageContent`` or the delivery layer's own; a sheet is made of the same class."""
+
+    type: str
+    data: str
+    mime_type: str
+
+
+def is_preview(block: object) -> TypeGuard[Preview]:
+    return getattr(block, "type", None) == "image" and isinstance(getattr(block, "data", None), str)
+
+
 def inline_bytes(blocks: Sequence[object]) -> int:
     """Bytes of inline (base64) image data among ``blocks``."""
-    return sum(len(b.data) for b in blocks if isinstance(b, ImageContent))
+    return sum(len(b.data) for b in blocks if is_preview(b))
 
 
-def contact_sheet(previews: Sequence[ImageContent], labels: Sequence[str]) -> ImageContent:
+def contact_sheet(previews: Sequence[Preview], labels: Sequence[str]) -> Preview:
     """One image of every preview, in order, each under its label."""
     columns = max(1, math.ceil(math.sqrt(len(previews))))
     rows = max(1, math.ceil(len(previews) / columns))
@@ -44,7 +56,10 @@ def contact_sheet(previews: Sequence[ImageContent], labels: Sequence[str]) -> Im
         sheet.paste(thumb, (left + (cell - thumb.width) // 2, top + _LABEL_BAND + (cell - thumb.height) // 2))
         draw.text((left + 3, top + 1), label, fill=(240, 240, 240))
     data, mime = images.make_preview(sheet, max_side=MAX_SHEET_SIDE)
-    return ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime)
+    made: Preview = cast(Any, type(previews[0]))(
+        type="image", data=base64.b64encode(data).decode(), mime_type=mime
+    )
+    return made
 
 
 def within_budget(
@@ -55,11 +70,11 @@ def within_budget(
     the sheet was made."""
     if inline_bytes(blocks) <= budget:
         return blocks, False
-    previews = [b for b in blocks if isinstance(b, ImageContent)]
+    previews = [b for b in blocks if is_preview(b)]
     names = list(labels) if labels is not None else [str(i) for i in range(1, len(previews) + 1)]
     sheet = contact_sheet(previews, names)
-    first = next(i for i, b in enumerate(blocks) if isinstance(b, ImageContent))
-    rest = [b for b in blocks if not isinstance(b, ImageContent)]
+    first = next(i for i, b in enumerate(blocks) if is_preview(b))
+    rest = [b for b in blocks if not is_preview(b)]
     return [*rest[:first], sheet, *rest[first:]], True
 
 

@@ -13,19 +13,21 @@ import re
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..delivery.paths import numbered
 from ..delivery.present import present_job
+from ..delivery.result import JobFailed, Presented
 from ..engine.jobs import Job
 from ..mcp.toolset import Toolset
 from ..media.contact_sheet import fit_budget
 from ..specs import params
 from ..specs.arguments import ToolArguments
-from .jobs import session_of
+from .context import session_of
+from .errors import Refused
 from .pipeline import GENERATES, submit_spec
+from .results import to_result
 from .services import Services
 
 TOOL = "generate_batch"
@@ -89,7 +91,7 @@ def add_batch_tool(toolset: Toolset, services: Services) -> None:
         try:
             batch = BatchArguments.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolError(f"invalid arguments: {params.explain(exc)}") from None
+            raise Refused(f"invalid arguments: {params.explain(exc)}") from None
         return await run_batch(services, batch, ctx)
 
     cap = services.settings.max_batch_items
@@ -106,18 +108,18 @@ def add_batch_tool(toolset: Toolset, services: Services) -> None:
 
 
 def expand(services: Services, batch: BatchArguments) -> list[tuple[ToolArguments, dict[str, Any]]]:
-    """Every item's validated arguments and what varies in it; raise ToolError before anything runs."""
+    """Every item's validated arguments and what varies in it; raise Refused before anything runs."""
     sweep = batch.sweep.values if batch.sweep else [None]
     count = len(batch.prompts) * batch.variations * len(sweep)
     cap = services.settings.max_batch_items
     if count > cap:
-        raise ToolError(
+        raise Refused(
             f"{len(batch.prompts)} prompt(s) x {batch.variations} variation(s) x {len(sweep)} sweep value(s) "
             f"is {count} items; at most {cap} (the max_batch_items setting)"
         )
     own = sorted(set(batch.arguments) & set(_OWN))
     if own:
-        raise ToolError(f"arguments must not set {', '.join(own)}: give them to generate_batch itself")
+        raise Refused(f"arguments must not set {', '.join(own)}: give them to generate_batch itself")
     model = services.param_models[BASE_TOOL]
     first_seed = params.resolve_seed(batch.seed)
     paths = _paths(batch.output_path, count)
@@ -139,7 +141,7 @@ def expand(services: Services, batch: BatchArguments) -> list[tuple[ToolArgument
                 try:
                     items.append((model.model_validate(call), {"index": index + 1, **varied, "seed": seed}))
                 except ValidationError as exc:
-                    raise ToolError(f"item {index + 1}: invalid arguments: {params.explain(exc)}") from None
+                    raise Refused(f"item {index + 1}: invalid arguments: {params.explain(exc)}") from None
                 index += 1
     return items
 
@@ -149,7 +151,7 @@ def _swept(call: dict[str, Any], parameter: str, value: Any) -> dict[str, Any]:
         return {**call, parameter: value}
     loras = call.get("loras")
     if not isinstance(loras, list) or not loras:
-        raise ToolError("a lora_strength sweep needs LoRAs in arguments.loras")
+        raise Refused("a lora_strength sweep needs LoRAs in arguments.loras")
     swept = [
         {**x, "strength_model": value, "strength_clip": value} if isinstance(x, dict) else x for x in loras
     ]
@@ -215,15 +217,14 @@ async def _present(services: Services, jobs: list[Job], varied: list[dict[str, A
         else:
             await services.runner.settled(job)
             try:
-                result = await present_job(services, job)
-            except ToolError as exc:
+                result = await present_job(services, job)  # its own summary line gives way to the batch's
+            except JobFailed as exc:
                 entry["error"] = str(exc)
             else:
-                data = result.structured_content or {}
+                data = result.structured or {}
                 entry |= {"images": data.get("images", []), "parameters": _parameters(data)}
-                blocks = result.content[1:]  # its own summary line is replaced by the batch's
-                labels += [str(item["index"])] * sum(b.type == "image" for b in blocks)
-                content += blocks
+                labels += [str(item["index"])] * sum(b.type == "image" for b in result.blocks)
+                content += result.blocks
         items.append(entry)
     content, sheet = await fit_budget(content, services.settings.result_inline_bytes, labels)
     failed = [i for i in items if "error" in i]
@@ -234,10 +235,8 @@ async def _present(services: Services, jobs: list[Job], varied: list[dict[str, A
     if sheet:
         summary += ". Previews over the result budget: one contact sheet, labelled by item number"
     structured = {"items": items, "count": len(items), "failed": len(failed), "contact_sheet": sheet}
-    return CallToolResult(
-        content=[TextContent(type="text", text=summary + "."), *content],
-        structured_content=structured,
-        is_error=len(failed) == len(items),
+    return to_result(
+        Presented(summary + ".", content, structured, is_error=len(failed) == len(items)),
     )
 
 

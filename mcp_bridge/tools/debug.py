@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 
-from ..comfyui.backend import PromptRejected
 from ..engine.jobs import summarize
 from ..mcp.toolset import Toolset
 from .jobs import follow_job
@@ -29,11 +27,8 @@ def register(tools: Toolset, services: Services) -> None:
     ) -> CallToolResult:
         """Diagnostics: queue a raw ComfyUI API-format workflow as a job and wait for it like a
         generation tool (wait_s overrides the configured bound)."""
-        try:
-            job = await services.runner.submit(
-                "debug_run_workflow", workflow, summarize([("nodes", len(workflow))])
-            )
-        except PromptRejected as exc:
-            raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
+        job = await services.runner.submit(
+            "debug_run_workflow", workflow, summarize([("nodes", len(workflow))])
+        )
         wait = services.settings.call_wait_s if wait_s is None else max(0.0, wait_s)
         return await follow_job(services, job, ctx, wait, cancel_on_abort=True)

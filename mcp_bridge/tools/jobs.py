@@ -6,16 +6,15 @@ import asyncio
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field
 
-from ..delivery.present import present_job
-from ..engine.ids import parse_job_id
 from ..engine.jobs import Job, JobState
-from ..engine.peers import PeerError, forwarded_by
 from ..mcp.toolset import Toolset
+from .context import is_mine, session_of
+from .errors import Refused
+from .forwarding import forward_if_remote
+from .results import present
 from .services import Services
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -30,82 +29,15 @@ JobId = Annotated[
 ]
 
 
-async def forward_if_remote(
-    services: Services, ctx: Context | None, tool: str, arguments: dict[str, Any], wait_s: float = 0.0
-) -> CallToolResult | None:
-    """The answer of the instance that owns ``arguments["job_id"]`` when that is a peer, else None."""
-    handle = parse_job_id(str(arguments["job_id"]))
-    if handle.instance is None or handle.instance == services.runner.instance_id:
-        return None
-    return await forward_to(
-        services, ctx, handle.instance, f"Job {handle.text[:80]!r}", tool, arguments, wait_s
-    )
-
-
-async def forward_to(
-    services: Services,
-    ctx: Context | None,
-    instance: str,
-    what: str,
-    tool: str,
-    arguments: dict[str, Any],
-    wait_s: float = 0.0,
-) -> CallToolResult:
-    """Call ``tool`` on the peer ``instance`` that owns ``what``, progress relayed; a tool error when
-    it is no configured peer, does not answer, or this request was itself forwarded (never twice)."""
-    if forwarded_by(ctx.headers if ctx is not None else None):
-        own = services.runner.instance_id
-        raise ToolError(f"{what} belongs to instance {instance!r}, not this one ({own!r}).")
-    try:
-        peer = services.peers.get(instance, what)
-        report = ctx.report_progress if ctx is not None else None
-        return await services.peers.call_tool(peer, tool, arguments, wait_s, report)
-    except PeerError as exc:
-        raise ToolError(str(exc)) from None
-
-
 def job_or_error(services: Services, job_id: str) -> Job:
     """The job with this id, or a tool error (naming no other job: a job id is its capability)."""
     job = services.registry.get(job_id.strip())
     if job is None:
-        raise ToolError(
+        raise Refused(
             f"Unknown job id {job_id[:80]!r}: job ids come from the generation tools, and finished jobs "
             "are kept for a limited time."
         )
     return job
-
-
-def session_of(ctx: Context | None) -> str | None:
-    """The MCP session a request came in (a job is "mine" when my session submitted it).
-
-    The ``Mcp-Session-Id`` of a 2025-era Streamable HTTP session, the ``session_id`` of a legacy SSE
-    one (both checked by the transport before the request arrives); None for stateless 2026-era
-    requests, which have no session.
-    """
-    if ctx is None or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return None
-    headers = ctx.headers
-    session_id = headers.get("mcp-session-id") if headers is not None else None
-    if session_id:
-        return "streamable:" + session_id
-    query = getattr(ctx.request_context.request, "query_params", None)
-    session_id = query.get("session_id") if query is not None else None
-    return "sse:" + session_id if session_id else None
-
-
-def is_mine(job: Job, ctx: Context | None) -> bool:
-    """Whether the caller's session submitted ``job`` (never for stateless callers)."""
-    return job.owner is not None and job.owner == session_of(ctx)
-
-
-def pending_result(job: Job) -> CallToolResult:
-    """The answer when a job is still going: its id and state, and what to call next."""
-    data = job.to_dict()
-    text = (
-        f"Job {job.id} is {job.message()} after {job.elapsed():.0f} s. "
-        f"Call wait_job with job_id='{job.id}' to wait for the result, or cancel_job to stop it."
-    )
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
 async def follow_job(
@@ -121,15 +53,12 @@ async def follow_job(
     if cancel_on_abort and job.owner is None:  # the call that submitted the job: its session owns it
         job.owner = session_of(ctx)
     try:
-        finished = await services.runner.follow(job, report, wait_s)
+        await services.runner.follow(job, report, wait_s)
     except asyncio.CancelledError:
         if cancel_on_abort and not job.state.finished:
             services.runner.cancel(job)
         raise
-    if not finished:
-        return pending_result(job)
-    await services.runner.settled(job)
-    return await present_job(services, job)
+    return await present(services, job)
 
 
 async def peer_counts(services: Services) -> list[dict[str, Any]]:
@@ -153,11 +82,7 @@ def register(tools: Toolset, services: Services) -> None:
         remote = await forward_if_remote(services, ctx, "get_job", {"job_id": job_id})
         if remote is not None:
             return remote
-        job = job_or_error(services, job_id)
-        if not job.state.finished:
-            return pending_result(job)
-        await services.runner.settled(job)
-        return await present_job(services, job)
+        return await present(services, job_or_error(services, job_id))
 
     @tools.tool(annotations=READ_ONLY)
     async def wait_job(job_id: JobId, timeout_s: float = 30.0, ctx: Context | None = None) -> CallToolResult:
@@ -167,7 +92,7 @@ def register(tools: Toolset, services: Services) -> None:
         call wait_job again.
         """
         if not (timeout_s == timeout_s and 0 <= timeout_s):  # NaN or negative
-            raise ToolError("timeout_s must be a number of seconds >= 0.")
+            raise Refused("timeout_s must be a number of seconds >= 0.")
         wait = min(timeout_s, services.settings.call_wait_s)
         remote = await forward_if_remote(
             services, ctx, "wait_job", {"job_id": job_id, "timeout_s": wait}, wait
@@ -188,7 +113,7 @@ def register(tools: Toolset, services: Services) -> None:
         remote = await forward_if_remote(services, ctx, "cancel_job", {"job_id": job_id}, 10.0)
         if remote is not None:
             if remote.is_error or remote.structured_content is None:
-                raise ToolError(" ".join(c.text for c in remote.content if isinstance(c, TextContent)))
+                raise Refused(" ".join(c.text for c in remote.content if isinstance(c, TextContent)))
             answer: dict[str, Any] = remote.structured_content
             return answer
         job = job_or_error(services, job_id)

@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
-from ..comfyui.backend import PromptRejected
 from ..delivery.fetch import FetchRefused, FetchRules, is_url, stage_url
 from ..delivery.inputs import InputRejected, StagedImage, protected_folders, remove_staged, stage_input_image
 from ..delivery.masks import make_mask
@@ -32,12 +30,13 @@ from ..specs.graph import (
     INPAINT_CONDITIONING,
     ControlStep,
     InpaintModel,
-    SlotValueRejected,
     available_preprocessors,
     build_prompt,
 )
 from ..specs.sizes import SizeCheck, source_checks
 from ..specs.spec import InputSpec, ToolSpec
+from .context import roots_of
+from .errors import Refused
 from .jobs import follow_job
 from .services import Services
 
@@ -61,7 +60,7 @@ def add_spec_tool(toolset: Toolset, services: Services, spec: ToolSpec, model: t
         try:
             parsed = model.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolError(f"invalid arguments: {params.explain(exc)}") from None
+            raise Refused(f"invalid arguments: {params.explain(exc)}") from None
         return await run_spec(services, spec, parsed, ctx)
 
     toolset.add_spec_tool(
@@ -81,8 +80,8 @@ async def run_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Co
 
 
 async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx: Context) -> Job:
-    """Check, stage, build and queue one validated call of ``spec``; a refusal (ToolError) leaves
-    nothing queued or written."""
+    """Check, stage, build and queue one validated call of ``spec``; a refusal (a layer's exception,
+    :mod:`.errors`) leaves nothing queued or written."""
     limits = type(p).limits
     chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
     inpaint, noise_mask_input = await _inpaint_plan(services, spec, chosen)
@@ -90,7 +89,7 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
     sizes = source_checks(spec, arguments, limits, await _scales(services, spec, chosen))
     output_path, overwrite = p.destination
     suffixes = output_suffixes(spec.output_kinds)
-    plan = await plan_outputs(services, ctx, output_path, _batch(spec, p), overwrite, suffixes)
+    plan = await plan_outputs(services, roots_of(ctx), output_path, _batch(spec, p), overwrite, suffixes)
     staged: dict[str, StagedImage] = {}
     control_images: list[StagedImage] = []  # staged ControlNet images, in stack order
     frames: dict[str, list[StagedImage]] = {}  # the images of "images" inputs, in order
@@ -111,8 +110,8 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
                 check = sizes.get(item.name) if n == 1 else None  # the first frame sets the size
                 try:
                     frames.setdefault(item.name, []).append(await _stage(services, value, limits, check))
-                except ToolError as exc:
-                    raise ToolError(f"{item.name}, frame {n}: {exc}") from None
+                except (InputRejected, PathRejected, FetchRefused, params.ParamRejected) as exc:
+                    raise Refused(f"{item.name}, frame {n}: {exc}") from None
         seeds = {i.name: params.resolve_seed(getattr(p, i.name)) for i in spec.of_kind("seed")}
         values: dict[str, Any] = {**p.slot_values()}
         for item in spec.inputs:
@@ -130,36 +129,30 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
             i.slot: [f.name for f in frames[i.name][1:]] for i in spec.inputs if i.slot and i.name in frames
         }
         job_id = new_job_id(services.runner.instance_id)
-        try:
-            prompt = build_prompt(
-                spec.template,
-                values,
-                loras,
-                filename_prefix="mcp/" + job_id.replace(".", "_"),  # names allow no dots
-                controls=steps,
-                more_images=more,
-                control_target=next((i.conditioning for i in spec.of_kind("controlnets")), None),
-                inpaint_model=inpaint,
-                noise_mask_input=noise_mask_input,
-            )
-        except SlotValueRejected as exc:
-            raise ToolError(str(exc)) from None
+        prompt = build_prompt(
+            spec.template,
+            values,
+            loras,
+            filename_prefix="mcp/" + job_id.replace(".", "_"),  # names allow no dots
+            controls=steps,
+            more_images=more,
+            control_target=next((i.conditioning for i in spec.of_kind("controlnets")), None),
+            inpaint_model=inpaint,
+            noise_mask_input=noise_mask_input,
+        )
         meta = {**_report(spec, p, chosen, seeds, loras, staged, steps), **_frames_report(frames)}
         if spec.inpaint_model is not None:
             meta["inpaint_conditioning"] = "model" if inpaint else "noise_mask"
         copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
         deliver = delivery(services, plan, copies)
-        try:
-            job = await services.runner.submit(
-                spec.name,
-                prompt,
-                _summary(spec, p, seeds, staged, meta.get("inpaint_conditioning")),
-                meta,
-                job_id=job_id,
-                deliver=deliver,
-            )
-        except PromptRejected as exc:
-            raise ToolError(f"ComfyUI refused the workflow: {exc}") from None
+        job = await services.runner.submit(
+            spec.name,
+            prompt,
+            _summary(spec, p, seeds, staged, meta.get("inpaint_conditioning")),
+            meta,
+            job_id=job_id,
+            deliver=deliver,
+        )
     except BaseException:
         copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
         await asyncio.to_thread(remove_staged, copies)  # refused: leave nothing behind
@@ -173,24 +166,21 @@ def _resolve_names(
     # Worker thread: every name the caller gave must be installed; omitted models get the default pick.
     comfy = services.comfy
     chosen: dict[str, str] = {}
-    try:
-        for item in spec.inputs:
-            value = getattr(p, item.name)
-            if item.kind == "model":
-                chosen[item.name] = _pick_model(services, item, value)
-            elif item.kind == "sampler":
-                chosen[item.name] = params.check_name("sampler", value, comfy.samplers())
-            elif item.kind == "scheduler":
-                chosen[item.name] = params.check_name("scheduler", value, comfy.schedulers())
-        loras: list[params.LoraParam] = []
-        for item in spec.of_kind("loras"):
-            installed = comfy.model_files("loras")
-            for lora in getattr(p, item.name):
-                lora.name = params.check_name("lora", lora.name, installed)
-                loras.append(lora)
-        controls = [_control(services, c) for i in spec.of_kind("controlnets") for c in getattr(p, i.name)]
-    except params.ParamRejected as exc:
-        raise ToolError(str(exc)) from None
+    for item in spec.inputs:
+        value = getattr(p, item.name)
+        if item.kind == "model":
+            chosen[item.name] = _pick_model(services, item, value)
+        elif item.kind == "sampler":
+            chosen[item.name] = params.check_name("sampler", value, comfy.samplers())
+        elif item.kind == "scheduler":
+            chosen[item.name] = params.check_name("scheduler", value, comfy.schedulers())
+    loras: list[params.LoraParam] = []
+    for item in spec.of_kind("loras"):
+        installed = comfy.model_files("loras")
+        for lora in getattr(p, item.name):
+            lora.name = params.check_name("lora", lora.name, installed)
+            loras.append(lora)
+    controls = [_control(services, c) for i in spec.of_kind("controlnets") for c in getattr(p, i.name)]
     return chosen, loras, controls
 
 
@@ -251,7 +241,7 @@ async def _scales(services: Services, spec: ToolSpec, chosen: dict[str, str]) ->
         name = chosen[check.scale]
         scale = await asyncio.to_thread(services.comfy.upscale_scale, name)
         if scale is None:
-            raise ToolError(f"the upscale model {name!r} cannot be loaded by ComfyUI (see its log)")
+            raise Refused(f"the upscale model {name!r} cannot be loaded by ComfyUI (see its log)")
         scales[check.scale] = scale
     return scales
 
@@ -265,26 +255,23 @@ async def _stage(
     input_dir, output_dir = Path(comfy.input_directory()), Path(comfy.output_directory())
     read_roots = [input_dir, output_dir, *(Path(r) for r in services.settings.output_roots)]
     max_pixels = limits.max_side * limits.max_side * 4
-    try:
-        if is_url(value):
-            settings = services.settings
-            rules = FetchRules.of(
-                settings.fetch_url_hosts, limits.max_input_image_bytes, settings.fetch_timeout_s
-            )
-            return await stage_url(value, rules, input_dir=input_dir, max_pixels=max_pixels, check=check)
-        return await asyncio.to_thread(
-            stage_input_image,
-            value,
-            input_dir=input_dir,
-            output_dir=output_dir,
-            read_roots=read_roots,
-            protected=protected_folders(comfy),
-            max_bytes=limits.max_input_image_bytes,
-            max_pixels=max_pixels,
-            check=check,
+    if is_url(value):
+        settings = services.settings
+        rules = FetchRules.of(
+            settings.fetch_url_hosts, limits.max_input_image_bytes, settings.fetch_timeout_s
         )
-    except (InputRejected, PathRejected, FetchRefused, params.ParamRejected) as exc:
-        raise ToolError(str(exc)) from None
+        return await stage_url(value, rules, input_dir=input_dir, max_pixels=max_pixels, check=check)
+    return await asyncio.to_thread(
+        stage_input_image,
+        value,
+        input_dir=input_dir,
+        output_dir=output_dir,
+        read_roots=read_roots,
+        protected=protected_folders(comfy),
+        max_bytes=limits.max_input_image_bytes,
+        max_pixels=max_pixels,
+        check=check,
+    )
 
 
 async def _mask(
@@ -295,8 +282,6 @@ async def _mask(
         return await asyncio.to_thread(
             make_mask, image, given, Path(services.comfy.input_directory()), item.name
         )
-    except InputRejected as exc:
-        raise ToolError(str(exc)) from None
     finally:
         if given is not None:
             await asyncio.to_thread(remove_staged, [given.path])

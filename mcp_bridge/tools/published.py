@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 
@@ -34,6 +33,7 @@ from ..specs.graph import TemplateError, restrict
 from ..specs.library import check_spec_writes
 from ..specs.publishing import PublishRefused, build_spec, check_tool_name, parse_selection
 from ..specs.spec import SpecError, ToolSpec, parse_spec
+from .errors import Refused, as_tool_error
 from .pipeline import add_spec_tool
 from .services import Services
 
@@ -124,9 +124,9 @@ class Published:
         name = str(data.get("_bridge", {}).get("tool", entry_id))
 
         async def unavailable(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
-            raise ToolError(f"{name} is unavailable: {problem}")
+            raise Refused(f"{name} is unavailable: {problem}")
 
-        toolset = Toolset()
+        toolset = Toolset(errors=as_tool_error)
         toolset.add_spec_tool(
             name if name.isidentifier() else f"unavailable_{entry_id}",
             unavailable,
@@ -136,7 +136,7 @@ class Published:
         return Entry(entry_id, data, None, problem, toolset.tools[0])
 
     def _tool(self, spec: ToolSpec, model: type[ToolArguments]) -> Tool:
-        toolset = Toolset()
+        toolset = Toolset(errors=as_tool_error)
         add_spec_tool(toolset, self.services, spec, model)
         return toolset.tools[0]
 
@@ -316,7 +316,7 @@ def register(toolset: Toolset, published: Published) -> None:
         entry = published.by_name(name)
         if entry is None:
             names = ", ".join(sorted(e.name for e in published.entries.values())) or "none"
-            raise ToolError(f"no published workflow is named {name[:100]!r}; published: {names}")
+            raise Refused(f"no published workflow is named {name[:100]!r}; published: {names}")
         assert ctx is not None
         result: CallToolResult = await entry.tool.run(arguments or {}, ctx, convert_result=True)
         return result

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from ..comfyui.artifacts import Artifact
@@ -16,7 +15,9 @@ from ..delivery.paths import PathRejected
 from ..engine.ids import parse_output_link
 from ..mcp.toolset import Toolset
 from ..media import images
-from .jobs import forward_to
+from .context import roots_of
+from .errors import Refused
+from .forwarding import forward_to
 from .services import Services
 
 NOT_A_RESULT = (
@@ -27,21 +28,21 @@ NOT_A_RESULT = (
 
 def locate(services: Services, uri: str) -> tuple[str | None, str]:
     """``(owner, subfolder/file)`` of the result at ``uri``: owner is the peer instance that made it,
-    None when it is this instance's (ToolError naming what is accepted when ``uri`` is no output link)."""
+    None when it is this instance's (Refused naming what is accepted when ``uri`` is no output link)."""
     link = parse_output_link(uri)
     if link is None:
-        raise ToolError(NOT_A_RESULT.format(uri=uri[:120]))
+        raise Refused(NOT_A_RESULT.format(uri=uri[:120]))
     instance, relative = link
     return (None if instance in (None, services.runner.instance_id) else instance), relative
 
 
 def find_artifact(services: Services, relative: str, uri: str) -> Artifact:
-    """The output artifact a job of this bridge made at ``relative`` (ToolError naming ``uri``)."""
+    """The output artifact a job of this bridge made at ``relative`` (Refused naming ``uri``)."""
     for job in services.registry.all():
         for artifact in job.artifacts:
             if artifact.folder_type == "output" and artifact.relative_path == relative:
                 return artifact
-    raise ToolError(NOT_A_RESULT.format(uri=uri[:120]))
+    raise Refused(NOT_A_RESULT.format(uri=uri[:120]))
 
 
 def register(tools: Toolset, services: Services) -> None:
@@ -60,10 +61,12 @@ def register(tools: Toolset, services: Services) -> None:
             arguments = {"uri": uri, "output_path": output_path, "overwrite": overwrite}
             return await forward_to(services, ctx, owner, f"Result {uri[:120]!r}", "save_output", arguments)
         artifact = find_artifact(services, relative, uri)
-        plan = await plan_outputs(services, ctx, output_path, 1, overwrite, output_suffixes([artifact.kind]))
+        plan = await plan_outputs(
+            services, roots_of(ctx), output_path, 1, overwrite, output_suffixes([artifact.kind])
+        )
         assert plan is not None
         try:
             (written,) = await asyncio.to_thread(write_outputs, services, plan, [artifact])
         except (PathRejected, images.ImageRejected, OSError) as exc:
-            raise ToolError(f"could not write output_path {output_path!r}: {exc}") from None
+            raise Refused(f"could not write output_path {output_path!r}: {exc}") from None
         return CallToolResult(content=[TextContent(text=f"Saved {artifact.filename} as {written}")])

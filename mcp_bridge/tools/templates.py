@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError
 
@@ -38,6 +37,7 @@ from ..specs.templates import (
     template_spec,
 )
 from ..specs.ui_graph import convert
+from .errors import Refused
 from .pipeline import GENERATES, run_spec
 from .services import Services
 
@@ -92,12 +92,12 @@ class TemplateCatalog:
     def spec(
         self, services: Services, info: TemplateInfo, path: Path
     ) -> tuple[ToolSpec, type[ToolArguments]]:
-        """The template as a spec with its arguments model (blocking). Raises ToolError."""
+        """The template as a spec with its arguments model (blocking). Raises Refused."""
         comfy = self.comfy
         try:
             converted = convert(_read(path), comfy.node_inputs)
             if converted.missing:
-                raise ToolError(
+                raise Refused(
                     f"template {info.name!r} needs node types not installed: {', '.join(converted.missing)}"
                 )
             data = template_spec(
@@ -111,8 +111,10 @@ class TemplateCatalog:
             restrict(spec.template, comfy.node_class_names())
             models = services.param_models
             return spec, compile_arguments(spec, models.limits, models.defaults, comfy.node_inputs)
+        except Refused:
+            raise
         except (OSError, ValueError) as exc:  # conversion, publishing, spec and template errors
-            raise ToolError(f"template {info.name!r} cannot be run as a tool: {exc}") from None
+            raise Refused(f"template {info.name!r} cannot be run as a tool: {exc}") from None
 
 
 def _read(path: Path) -> Any:
@@ -145,7 +147,7 @@ def _view(
         try:
             spec, _model = catalog.spec(services, info, catalog.entries()[info.name][1])
             item["inputs"] = {i.name: i.kind for i in spec.inputs}
-        except ToolError as exc:
+        except Refused as exc:
             item["runnable"], item["problem"] = False, str(exc)
     return item
 
@@ -179,7 +181,7 @@ def register(toolset: Toolset, services: Services, catalog: TemplateCatalog) -> 
         model files to download, with folder and URL, or node types to install) and its arguments.
         query: words to find; category: e.g. Image, Video, Getting Started; 20 per page."""
         if page < 1 or len(query) > 200 or len(category) > 100:
-            raise ToolError("page starts at 1; query is at most 200 characters, category 100")
+            raise Refused("page starts at 1; query is at most 200 characters, category 100")
 
         def work() -> dict[str, Any]:
             cache: dict[str, frozenset[str]] = {}
@@ -214,18 +216,18 @@ def register(toolset: Toolset, services: Services, catalog: TemplateCatalog) -> 
         entries = await asyncio.to_thread(catalog.entries)
         if name not in entries:
             close = difflib.get_close_matches(name, list(entries), n=5)
-            raise ToolError(
+            raise Refused(
                 f"no template is named {name[:100]!r}"
                 + (f"; close: {', '.join(close)}" if close else "; see list_templates")
             )
         info, path = entries[name]
         lacking = await asyncio.to_thread(catalog.missing, info, {})
         if lacking:
-            raise ToolError(f"template {name!r} cannot run here; missing: {lacking.text()}")
+            raise Refused(f"template {name!r} cannot run here; missing: {lacking.text()}")
         spec, model = await asyncio.to_thread(catalog.spec, services, info, path)
         try:
             parsed = model.model_validate(arguments or {})
         except ValidationError as exc:
-            raise ToolError(f"invalid arguments for template {name!r}: {params.explain(exc)}") from None
+            raise Refused(f"invalid arguments for template {name!r}: {params.explain(exc)}") from None
         assert ctx is not None
         return await run_spec(services, spec, parsed, ctx)

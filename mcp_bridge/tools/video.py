@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, ValidationError
 
@@ -34,6 +33,7 @@ from ..specs import params
 from ..specs.arguments import ToolArguments, compile_arguments
 from ..specs.graph import TemplateError, default_folder, load_json, read_workflow_file, restrict
 from ..specs.spec import SpecError, ToolSpec, parse_spec
+from .errors import Refused
 from .pipeline import GENERATES, run_spec
 from .services import Services
 
@@ -317,13 +317,8 @@ def add_video_tool(toolset: Toolset, services: Services, catalog: VideoCatalog) 
         try:
             parsed = mode.model.model_validate(values)
         except ValidationError as exc:
-            raise ToolError(
-                f"invalid arguments for {mode.family} {mode.mode}: {params.explain(exc)}"
-            ) from None
-        try:
-            mode.check_frames(parsed.frames)  # type: ignore[attr-defined]
-        except params.ParamRejected as exc:
-            raise ToolError(str(exc)) from None
+            raise Refused(f"invalid arguments for {mode.family} {mode.mode}: {params.explain(exc)}") from None
+        mode.check_frames(parsed.frames)  # type: ignore[attr-defined]
         return await run_spec(services, mode.spec, parsed, ctx)
 
     toolset.add_spec_tool(
@@ -341,7 +336,7 @@ def choose(
 ) -> tuple[VideoMode, dict[str, Any]]:
     """The mode a call runs and the arguments for its model (worker thread: lists model folders).
 
-    Raises :class:`ToolError` for a family that is unknown, not installed or not for this mode, and for
+    Raises :class:`~.errors.Refused` for a family that is unknown, not installed or not for this mode, and for
     arguments the family does not take.
     """
     values = dict(arguments)
@@ -349,33 +344,33 @@ def choose(
     still = values.get("input_image")
     mode_name = "t2v" if still is None else "i2v"
     if isinstance(still, str) and still.strip().lower().endswith(MOVING):
-        raise ToolError(
+        raise Refused(
             f"input_image is a video ({still[-60:]!r}); generate_video starts from a still image (png, jpeg "
             "or webp): save one frame of it as an image first"
         )
     if family is not None and family not in catalog.families:
         shown = family if isinstance(family, str) else type(family).__name__
-        raise ToolError(
+        raise Refused(
             f"unknown family {str(shown)[:40]!r}; this ComfyUI supports {', '.join(catalog.families)}"
         )
     cached = listing_once(files)
     candidates = [m for (f, n), m in catalog.modes.items() if n == mode_name and family in (None, f)]
     if not candidates:
         other = "an input_image (image-to-video only)" if mode_name == "t2v" else "no input_image"
-        raise ToolError(f"{family} does no {MODES[mode_name]}: it needs {other}")
+        raise Refused(f"{family} does no {MODES[mode_name]}: it needs {other}")
     runnable = [m for m in candidates if not m.pick(cached)[1]]
     if not runnable:
-        raise ToolError(_not_installed(catalog, candidates, cached, family))
+        raise Refused(_not_installed(catalog, candidates, cached, family))
     if family is None and len(runnable) > 1:
         names = ", ".join(m.family for m in runnable)
-        raise ToolError(
+        raise Refused(
             f"several video families can do {MODES[mode_name]} here ({names}): name one with family"
         )
     mode = runnable[0]
     allowed = set(mode.arguments()) | {"output_path", "overwrite"}
     unknown = sorted(set(values) - allowed)
     if unknown:
-        raise ToolError(
+        raise Refused(
             f"{mode.family} {mode.mode} does not take {', '.join(unknown)}; it takes "
             f"{', '.join(sorted(allowed))}"
         )

@@ -10,9 +10,9 @@ import pytest
 from mcp.types import ImageContent
 from PIL import Image
 
-from mcp_bridge.delivery.present import present_job
 from mcp_bridge.engine.jobs import Job, JobState
 from mcp_bridge.media import artifacts
+from mcp_bridge.tools.results import present_job
 from mcp_bridge.tools.services import Services
 from tests.unit.comfy_events import feed, finish
 from tests.unit.fake_comfy import fake_services

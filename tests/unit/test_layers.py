@@ -30,6 +30,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "comfyui": frozenset(),
     **{base: frozenset() for base in BASE},
 }
+# Folders that never import the MCP SDK (``mcp``): codecs, delivery, specs and the port speak plain
+# Python; the tool layer turns their answers and exceptions into the SDK's types (tools/results.py,
+# tools/errors.py). engine/ is not among them: its peers module is an MCP client of other instances.
+SDK_FREE = frozenset({"delivery", "media", "specs", "comfyui"})
 COMFYUI_MODULES = (
     "server",
     "execution",
@@ -111,6 +115,33 @@ def test_only_the_comfyui_folder_imports_comfyui() -> None:
             if target.split(".")[0] in COMFYUI_MODULES:
                 offenders.append(f"{module} imports {target}")
     assert offenders == []
+
+
+def sdk_imports(package: Path = PACKAGE) -> list[str]:
+    """Imports of the MCP SDK (the top-level ``mcp`` package) from the SDK-free folders."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        module, _ = _module_name(path, package)
+        if layer_of(module) in SDK_FREE:
+            found += [f"{module} imports {t}" for t in imports_of(path, package) if t.split(".")[0] == "mcp"]
+    return sorted(set(found))
+
+
+def test_delivery_media_specs_and_the_port_never_import_the_mcp_sdk() -> None:
+    assert sdk_imports() == []
+
+
+def test_an_sdk_import_below_the_tool_layer_is_found(tmp_path: Path) -> None:
+    copy = tmp_path / "mcp_bridge"
+    for path in PACKAGE.rglob("*.py"):
+        target = copy / path.relative_to(PACKAGE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (copy / "delivery" / "bad.py").write_text("from mcp.types import ImageContent\n", encoding="utf-8")
+    assert sdk_imports(copy) == [
+        "mcp_bridge.delivery.bad imports mcp.types",
+        "mcp_bridge.delivery.bad imports mcp.types.ImageContent",
+    ]
 
 
 @pytest.mark.parametrize(

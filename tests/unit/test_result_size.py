@@ -10,9 +10,9 @@ import pytest
 from mcp.types import ResourceLink
 
 from mcp_bridge.comfyui.artifacts import Artifact
-from mcp_bridge.delivery.present import present_job
 from mcp_bridge.delivery.result import RESULT_MAX_BYTES
 from mcp_bridge.engine.jobs import Job, JobState
+from mcp_bridge.tools.results import present_job
 from tests.unit.fake_comfy import fake_services
 
 pytestmark = pytest.mark.anyio
