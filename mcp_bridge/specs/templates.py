@@ -48,6 +48,7 @@ class TemplateInfo:
     models: tuple[ModelFile, ...] = ()
     node_types: frozenset[str] = frozenset()
     app_mode: Any = None  # the graph's extra.linearData, when it has one
+    tags: tuple[str, ...] = ()  # the index's tags and model names (searched too)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,12 @@ def describe(category: str, entry: Mapping[str, Any], workflow: Mapping[str, Any
         models=tuple(models.values()),
         node_types=frozenset(types),
         app_mode=extra.get("linearData") if isinstance(extra, dict) else None,
+        tags=tuple(str(t) for key in ("tags", "models") for t in _strings(entry.get(key))),
     )
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)][:20] if isinstance(value, list) else []
 
 
 def missing(
@@ -116,10 +122,10 @@ def missing(
 
 
 def matches(info: TemplateInfo, query: str, category: str) -> bool:
-    """Whether every word of ``query`` is in the name, title or description, and the category fits."""
+    """Whether every word of ``query`` is in the name, title, description or tags, and the category fits."""
     if category and category.lower() not in (info.category.lower(), info.media_type.lower()):
         return False
-    text = f"{info.name} {info.title} {info.description}".lower()
+    text = " ".join((info.name, info.title, info.description, *info.tags)).lower()
     return all(word in text for word in query.lower().split())
 
 

@@ -226,12 +226,23 @@ class _Converter:
 
 
 def widget_values(node: Mapping[str, Any], declared: Mapping[str, NodeInput]) -> dict[str, Any]:
-    """A node's widget values by input name, in the order of its definition's widget inputs."""
+    """A node's widget values by input name, in the order of its definition's widget inputs; a widget
+    the saved values leave out has its default, as the frontend creates it."""
     widgets = [(name, spec) for name, spec in declared.items() if is_widget(spec)]
     raw = node.get("widgets_values")
-    if isinstance(raw, dict):
-        return {name: raw[name] for name, _spec in widgets if name in raw}
-    values = list(raw) if isinstance(raw, list) else []
+    saved = (
+        {name: raw[name] for name, _spec in widgets if name in raw}
+        if isinstance(raw, dict)
+        else _saved_values(widgets, list(raw) if isinstance(raw, list) else [])
+    )
+    for name, spec in widgets:
+        default = spec.options[0] if spec.default is None and spec.options else spec.default
+        if name not in saved and default is not None:
+            saved[name] = default
+    return saved
+
+
+def _saved_values(widgets: list[tuple[str, NodeInput]], values: list[Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     at = 0
     for index, (name, spec) in enumerate(widgets):

@@ -291,3 +291,19 @@ def test_not_a_ui_graph() -> None:
 def test_an_older_frontends_boolean_control_value_is_skipped_too() -> None:
     values = widget_values({"widgets_values": [7, True, 20, 8.0]}, DEFS["KSampler"])
     assert values == {"seed": 7, "steps": 20, "cfg": 8.0}
+
+
+def test_widgets_the_saved_values_leave_out_get_their_defaults_as_in_the_frontend() -> None:
+    declared = {
+        "filename_prefix": NodeInput("STRING", default="ComfyUI"),
+        "method": NodeInput("COMBO", options=("default", "fastest")),
+        "images": NodeInput("IMAGE"),
+    }
+    assert widget_values({"widgets_values": None}, declared) == {
+        "filename_prefix": "ComfyUI",
+        "method": "default",
+    }
+    assert widget_values({"widgets_values": ["out"]}, declared) == {
+        "filename_prefix": "out",
+        "method": "default",
+    }
