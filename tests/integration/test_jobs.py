@@ -7,6 +7,7 @@ import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -193,13 +194,54 @@ async def test_cancelling_a_pending_job_means_it_never_runs(comfy: ComfyServer) 
         assert not after.is_error, text(after)
 
 
+def foreign_txt2img(model: str, steps: int, size: int, prefix: str) -> dict[str, Any]:
+    """A slow txt2img workflow as another ComfyUI client would queue it (the shipped graph, no bridge)."""
+    spec = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    prompt = {node_id: node for node_id, node in spec.items() if not node_id.startswith("_")}
+    prompt["4"]["inputs"]["ckpt_name"] = model
+    prompt["3"]["inputs"].update(steps=steps, seed=random.randrange(2**40))
+    prompt["5"]["inputs"].update(width=size, height=size)
+    prompt["9"]["inputs"]["filename_prefix"] = prefix
+    return prompt
+
+
 async def test_cancel_never_touches_a_prompt_someone_else_queued(comfy: ComfyServer) -> None:
-    theirs = comfy_api.submit(comfy.url, empty_image(prefix="theirs"))
-    async with connect("streamable-2026", comfy.url) as client:
-        result = await client.call_tool("cancel_job", {"job_id": theirs})
-    assert result.is_error and "Unknown job id" in text(result)
+    """Cancelling OUR job while another client's prompt runs removes ours only: theirs finishes."""
+    async with connect("streamable-2025", comfy.url) as client:
+        models = (await client.call_tool("list_models", {})).structured_content
+        assert models is not None
+        theirs = comfy_api.submit(comfy.url, foreign_txt2img(models["names"][0], 60, 128, "theirs"))
+
+        async def theirs_running() -> bool:
+            return any(item[1] == theirs for item in comfy_api.queue(comfy.url)["queue_running"])
+
+        await wait_for(theirs_running)
+        results: list[CallToolResult] = []
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                results.append(await client.call_tool("generate_image", gen_args(steps=2)))
+
+            tg.start_soon(call)
+
+            async def ours_pending() -> bool:
+                return bool((await our_jobs(client))["pending"])
+
+            await wait_for(ours_pending)
+            ours = (await our_jobs(client))["pending"][0]
+            assert await theirs_running()  # theirs is the prompt ComfyUI is running now
+            outcome = (await client.call_tool("cancel_job", {"job_id": ours["job_id"]})).structured_content
+            assert outcome is not None and (outcome["outcome"], outcome["state"]) == ("removed", "cancelled")
+            # A prompt id queued by someone else is no job id here: nothing is cancelled.
+            refused = await client.call_tool("cancel_job", {"job_id": theirs})
+            assert refused.is_error and "Unknown job id" in text(refused)
+        (result,) = results
+        assert result.is_error and "cancelled" in text(result)
     entry = comfy_api.wait(comfy.url, theirs)
     assert entry["status"]["status_str"] == "success"
+    assert "execution_interrupted" not in [event for event, _ in entry["status"]["messages"]]
+    assert comfy_api.output_images(entry)  # theirs ran to the end and saved its image
+    assert comfy_api.history(comfy.url, ours["prompt_id"]) is None  # ours never ran
 
 
 async def test_an_interrupt_from_comfyui_itself_is_reported_as_interrupted(comfy: ComfyServer) -> None:

@@ -31,9 +31,12 @@ def finished_at(entry: dict[str, Any]) -> float:
 
 
 @pytest.mark.parametrize("way", WAYS)
-async def test_300_model_free_calls_with_progress_all_return_within_a_second_of_their_jobs_end(
+async def test_300_model_free_calls_with_progress_all_return_their_finished_job(
     comfy: ComfyServer, way: str
 ) -> None:
+    """No wake-up is lost: every call comes back with its job succeeded, after ComfyUI recorded its end.
+    How soon after (the 1 s bound this test once asserted) is a speed figure: bench/overhead.py prints
+    it per way ("after end" median and max)."""
     returned: dict[str, float] = {}
     async with connect(way, comfy.url) as client:
         for _ in range(CALLS):
@@ -47,13 +50,14 @@ async def test_300_model_free_calls_with_progress_all_return_within_a_second_of_
             assert data is not None and data["state"] == "succeeded", data
             (prompt_id,) = data["prompt_ids"]  # ComfyUI's id of the job's one prompt
             returned[prompt_id] = at
-    late = {}
+    assert len(returned) == CALLS  # one prompt per call, none shared
+    early = {}
     for prompt_id, at in returned.items():
         entry = comfy_api.history(comfy.url, prompt_id)
-        assert entry is not None
-        if at - finished_at(entry) > 1.0:
-            late[prompt_id] = round(at - finished_at(entry), 2)
-    assert not late, f"{len(late)}/{CALLS} calls returned over 1 s after their job ended: {late}"
+        assert entry is not None and entry["status"]["status_str"] == "success"
+        if at < finished_at(entry):  # one clock (same machine); ComfyUI's stamps are whole ms, floored
+            early[prompt_id] = round(finished_at(entry) - at, 3)
+    assert not early, f"{len(early)}/{CALLS} calls returned before their job ended: {early}"
 
 
 async def test_a_queued_job_whose_prompt_is_deleted_through_comfyuis_api_ends_cancelled_with_why(

@@ -83,6 +83,7 @@ class FakeComfy:
     _pending: list[str] = field(default_factory=list)
     _prompts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _released: asyncio.Event = field(default_factory=asyncio.Event)
+    _queued_more: asyncio.Event = field(default_factory=asyncio.Event)
     _ran: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -150,6 +151,7 @@ class FakeComfy:
         if self.reject:
             raise PromptRejected(self.reject)
         self.queued.append((prompt_id, prompt))
+        self._queued_more.set()
         self._prompts[prompt_id] = prompt
         self._pending.append(prompt_id)
         asyncio.get_running_loop().create_task(self._run(prompt_id))
@@ -183,6 +185,12 @@ class FakeComfy:
 
     def file_path(self, artifact: Artifact) -> Path:
         return self.root / artifact.folder_type / artifact.subfolder / artifact.filename
+
+    async def wait_queued(self, count: int = 1) -> None:
+        """Until ``count`` prompts were queued in all (what a test waits on instead of sleeping)."""
+        while len(self.queued) < count:
+            self._queued_more.clear()
+            await self._queued_more.wait()
 
     def release(self) -> None:
         """Let held prompts run."""

@@ -10,6 +10,7 @@ import pytest
 from mcp.types import ImageContent
 from PIL import Image
 
+from mcp_bridge.comfyui.artifacts import Artifact
 from mcp_bridge.engine.jobs import Job, JobState
 from mcp_bridge.media import artifacts
 from mcp_bridge.tools.results import present_job
@@ -39,7 +40,7 @@ def spy_on_previews(
     first = asyncio.Event()
     real = artifacts.preview
 
-    def spy(artifact: artifacts.Artifact, path: Path, **kwargs: Any) -> artifacts.Preview | None:
+    def spy(artifact: Artifact, path: Path, **kwargs: Any) -> artifacts.Preview | None:
         made.append(artifact.filename)
         loop.call_soon_threadsafe(first.set)
         if fail_first and len(made) == 1:

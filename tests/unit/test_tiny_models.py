@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from testbed import tiny_models as tm
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.tiny_models  # slow: run once by make test (CI), skipped by make unit
 
 
 @pytest.fixture(scope="module")

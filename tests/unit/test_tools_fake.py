@@ -229,7 +229,7 @@ async def test_a_failed_write_is_an_error_with_the_link_of_what_comfyui_saved(tm
         call = asyncio.ensure_future(
             client.call_tool("generate_image", {**BASE, "output_path": str(dest / "sub" / "x.png")})
         )
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(fake(services).wait_queued(1), 10)  # checked, staged and queued
         (dest / "sub").write_text("a file where the folder should go")  # swapped after the check
         fake(services).release()
         result = await call
