@@ -44,6 +44,9 @@ def hints(found: ToolAnnotations | None) -> ToolAnnotations | None:
         for name, value in found.model_dump(exclude_none=True).items()
         if _HINT_DEFAULTS.get(name, object()) != value
     }
+    if kept.get("read_only_hint"):  # MCP: the other two mean something only for a tool that writes
+        kept.pop("destructive_hint", None)
+        kept.pop("idempotent_hint", None)
     return ToolAnnotations(**kept)
 
 

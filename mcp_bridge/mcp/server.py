@@ -185,8 +185,7 @@ def server_tools(
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
     async def get_server_info(ctx: Context | None = None) -> ServerInfo:
-        """Report the bridge and ComfyUI versions, the compute device, and how many prompts are queued;
-        with peers (several instances behind one URL), whether each answers and its queue length."""
+        """Bridge and ComfyUI versions, device, queue length; with peers, whether each answers."""
         asked_by_peer = forwarded_by(ctx.headers if ctx is not None else None)
         return ServerInfo(
             instance_id=peers.own_id if peers else None,

@@ -82,8 +82,7 @@ def register(tools: Toolset, services: Services, videos: VideoCatalog | None = N
 
     @tools.tool(annotations=READ_ONLY)
     async def list_models() -> ModelList:
-        """Checkpoints installed in ComfyUI, for the `model` argument of generate_image and img2img; and
-        the video model families of generate_video: which can run, and what each needs installed."""
+        """Checkpoints, for `model`; and generate_video's families: which can run, what each needs."""
 
         def read() -> ModelList:
             names = comfy.model_files("checkpoints")
@@ -94,13 +93,12 @@ def register(tools: Toolset, services: Services, videos: VideoCatalog | None = N
 
     @tools.tool(annotations=READ_ONLY)
     async def list_loras() -> NameList:
-        """LoRAs installed in ComfyUI, for the `loras` argument ({name, strength_model, strength_clip})."""
+        """LoRAs, for `loras`."""
         return _names(await asyncio.to_thread(comfy.model_files, "loras"))
 
     @tools.tool(annotations=READ_ONLY)
     async def list_controlnets() -> ControlNetList:
-        """ControlNet models installed in ComfyUI and the preprocessors it can run, for the
-        `controlnets` argument ({image, model, strength, start_percent, end_percent, preprocessor})."""
+        """ControlNet models and the preprocessors ComfyUI can run, for `controlnets`."""
         names = await asyncio.to_thread(comfy.model_files, "controlnet")
         return ControlNetList(
             names=names, count=len(names), preprocessors=available_preprocessors(comfy.node_class_names())
@@ -108,17 +106,17 @@ def register(tools: Toolset, services: Services, videos: VideoCatalog | None = N
 
     @tools.tool(annotations=READ_ONLY)
     async def list_samplers() -> NameList:
-        """Sampler names for the `sampler` argument (e.g. euler, euler_ancestral, dpmpp_2m)."""
+        """Samplers, for `sampler`."""
         return _names(comfy.samplers())
 
     @tools.tool(annotations=READ_ONLY)
     async def list_schedulers() -> NameList:
-        """Scheduler names for the `scheduler` argument (e.g. normal, karras)."""
+        """Schedulers, for `scheduler`."""
         return _names(comfy.schedulers())
 
     @tools.tool(annotations=READ_ONLY)
     async def list_upscale_models() -> NameList:
-        """Upscale models installed in ComfyUI, for the `upscale_model` argument of upscale_image."""
+        """Upscale models, for upscale_image's `upscale_model`."""
         return _names(await asyncio.to_thread(comfy.model_files, "upscale_models"))
 
 

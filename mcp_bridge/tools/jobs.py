@@ -23,7 +23,7 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 JobId = Annotated[
     str,
     Field(
-        description="The job id a generation tool returned (it names the instance that runs the job)",
+        description="The job id a generation call returned.",
         json_schema_extra={"x-mcp-header": "Job-Id"},
     ),
 ]
@@ -74,11 +74,7 @@ def register(tools: Toolset, services: Services) -> None:
 
     @tools.tool(annotations=READ_ONLY)
     async def get_job(job_id: JobId, ctx: Context | None = None) -> CallToolResult:
-        """State of a job started by a generation tool: queued/running (with progress) or its result.
-
-        Returns immediately. A finished job returns the same result as the original call (images,
-        previews, files).
-        """
+        """A job's state at once: queued or running (with progress), or the result its call returns."""
         remote = await forward_if_remote(services, ctx, "get_job", {"job_id": job_id})
         if remote is not None:
             return remote
@@ -86,11 +82,8 @@ def register(tools: Toolset, services: Services) -> None:
 
     @tools.tool(annotations=READ_ONLY)
     async def wait_job(job_id: JobId, timeout_s: float = 30.0, ctx: Context | None = None) -> CallToolResult:
-        """Wait for a job to finish (at most timeout_s seconds, capped by the server) and return its result.
-
-        Sends progress notifications while waiting. If it is still running afterwards, returns its state;
-        call wait_job again.
-        """
+        """Wait up to timeout_s (capped by the server) for a job, with progress: its result, or its
+        state if it still runs (call again)."""
         if not (timeout_s == timeout_s and 0 <= timeout_s):  # NaN or negative
             raise Refused("timeout_s must be a number of seconds >= 0.")
         wait = min(timeout_s, services.settings.call_wait_s)
@@ -106,10 +99,7 @@ def register(tools: Toolset, services: Services) -> None:
         annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False)
     )
     async def cancel_job(job_id: JobId, ctx: Context | None = None) -> dict[str, Any]:
-        """Cancel a job started through this server: removed if still queued, interrupted if running.
-
-        Never touches prompts queued by anyone else.
-        """
+        """Cancel a job: removed if queued, interrupted if running; never anyone else's prompt."""
         remote = await forward_if_remote(services, ctx, "cancel_job", {"job_id": job_id}, 10.0)
         if remote is not None:
             if remote.is_error or remote.structured_content is None:
@@ -124,9 +114,8 @@ def register(tools: Toolset, services: Services) -> None:
 
     @tools.tool(annotations=READ_ONLY)
     async def get_queue_status(ctx: Context | None = None) -> dict[str, Any]:
-        """ComfyUI's queue right now: the running prompt and pending ones in order. Jobs of this MCP
-        server are marked ``ours``; only those your session started show their job id. With several
-        instances behind one URL, ``peers`` says how many prompts each other one has queued."""
+        """ComfyUI's queue: running and pending prompts in order; this server's marked ``ours`` (job
+        ids only for your session's); ``peers``: each other instance's queue length."""
         view = services.comfy.queue_view()
 
         def describe(prompt_id: str, position: int | None) -> dict[str, Any]:

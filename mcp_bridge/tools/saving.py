@@ -54,8 +54,7 @@ def register(tools: Toolset, services: Services) -> None:
     async def save_output(
         uri: str, output_path: str, ctx: Context, overwrite: bool = False
     ) -> CallToolResult:
-        """Save a result (its comfy://.../output/... uri) to output_path, as output_path of the
-        generation tools does: same folders, suffixes and overwrite rule."""
+        """Save a result (its comfy://... uri) to output_path, with the rules of output_path."""
         owner, relative = locate(services, uri)
         if owner is not None:
             arguments = {"uri": uri, "output_path": output_path, "overwrite": overwrite}

@@ -108,11 +108,10 @@ class VideoMode:
         """The mode's size, frame and fps rules in a few words (from its compiled schema)."""
         props = self.model.model_json_schema()["properties"]
         width, frames, fps = props["width"], props["frames"], props["fps"]
-        rule = f"{self.first}+{self.every}n up to" if self.every > 1 else f"{self.first} to"
+        rule = f"{self.first}+{self.every}n" if self.every > 1 else f"{self.first}.."
         return (
-            f"size multiple of {width.get('multipleOf', 1)} (default {width['default']}x"
-            f"{props['height']['default']}), frames {rule} {frames['maximum']} (default "
-            f"{frames['default']}), fps default {fps['default']:g}"
+            f"size x{width.get('multipleOf', 1)}, {width['default']}x{props['height']['default']}; "
+            f"frames {rule} up to {frames['maximum']}, {frames['default']}; fps {fps['default']:g}"
         )
 
 
@@ -248,9 +247,8 @@ def video_schema(catalog: VideoCatalog) -> dict[str, Any]:
         "negative_prompt": {"type": "string", "description": "What to avoid (not for svd)."},
         "input_image": {
             "type": "string",
-            "description": "A still image to animate (image-to-video): a file in ComfyUI's input or output "
-            "folder, a comfy://output/... link, an allowed path or base64 (png, jpeg, webp). Omitted: "
-            "text-to-video.",
+            "description": "A still to animate (image-to-video), in the input_image forms of "
+            "generate_image's tools; omitted: text-to-video.",
         },
         "width": {"type": "integer", "description": "Frame width (multiple of the family's step)."},
         "height": {"type": "integer", "description": "Frame height (multiple of the family's step)."},
@@ -271,10 +269,9 @@ def video_schema(catalog: VideoCatalog) -> dict[str, Any]:
         "model": {"type": "string", "description": "The family's model file (default: the first that fits)."},
         "output_path": {
             "type": "string",
-            "description": "Optional file to also write the video to: .mp4 (as made), .webm, .webp, .gif "
-            "(converted); inside an allowed folder.",
+            "description": "Also write the video here: .mp4, or .webm, .webp, .gif (converted).",
         },
-        "overwrite": {"type": "boolean", "description": "Replace output_path if it exists (default false)."},
+        "overwrite": {"type": "boolean", "description": "Replace an existing output_path."},
     }
     return {"type": "object", "properties": props, "additionalProperties": False}
 
@@ -282,9 +279,9 @@ def video_schema(catalog: VideoCatalog) -> dict[str, Any]:
 def video_description(catalog: VideoCatalog, files: ModelFiles) -> str:
     """What the tool does, each family's rules, and what is installed now (at start)."""
     lines = [
-        "Make a short video with a video model ComfyUI runs natively: text-to-video from prompt, or "
-        "image-to-video when input_image (a still) is given. Renders take minutes: the call returns a job "
-        "id after a bounded wait (follow it with wait_job); the result is an MP4 with a poster frame."
+        "A short MP4 from prompt (text-to-video) or from input_image, a still (image-to-video), with a "
+        "video model ComfyUI runs natively. Renders take minutes: follow the job id with wait_job. Per "
+        "family: size step, default size; frames rule up to the most, default; fps default."
     ]
     for family in catalog.families:
         modes = catalog.of(family)
@@ -292,7 +289,7 @@ def video_description(catalog: VideoCatalog, files: ModelFiles) -> str:
         for mode in modes:
             rules.setdefault(mode.bounds(), []).append(mode.mode)
         told = "; ".join(f"{' and '.join(names)}: {rule}" for rule, names in rules.items())
-        lines.append(f"- {family} ({modes[0].title}). {told}.")
+        lines.append(f"- {family} ({modes[0].title}) {told}.")
     cached = listing_once(files)
     runnable = [f"{f} {m}" for (f, m), mode in catalog.modes.items() if not mode.pick(cached)[1]]
     if runnable:
