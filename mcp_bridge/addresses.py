@@ -32,6 +32,19 @@ def is_loopback_address(address: str) -> bool:
         return False
 
 
+def is_loopback_ip(text: str | None) -> bool:
+    """True for a loopback peer address (``127.x``, ``::1``, IPv4-mapped loopback, a zone id ignored)."""
+    if not text:
+        return False
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def listens_beyond_loopback(listen: str) -> bool:
     """True when any ``--listen`` address is a wildcard, a non-loopback IP or a host name."""
     return any(a in WILDCARD_LISTEN or not is_loopback_address(a) for a in listen_addresses(listen))

@@ -633,6 +633,10 @@ class Comfy:
         """Stop forwarding events of ``prompt_id``."""
         self._watched.discard(prompt_id)
 
+    def push_to_pages(self, event: str, data: Any) -> None:
+        """``PromptServer.send_sync`` to every open page (looked up per call: the hooks wrap it)."""
+        self.server.send_sync(event, data)
+
     async def enqueue(self, prompt: dict[str, Any], prompt_id: str) -> int:
         """Validate ``prompt`` with ComfyUI's own checks and put it on the queue; return its number.
 

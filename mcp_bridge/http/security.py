@@ -120,8 +120,9 @@ def _host_for_url(name: str) -> str:
     return f"[{name}]" if ":" in name else name
 
 
-def _parse_origin(origin: str) -> tuple[str, str, int | None] | None:
-    """(scheme, hostname, port) of an http(s) Origin value, or None when it is not one."""
+def parse_origin(origin: str) -> tuple[str, str, int | None] | None:
+    """(scheme, hostname, port) of an http(s) Origin value (port None when it is the scheme's default),
+    or None when it is not one: no user, path, query or fragment."""
     try:
         parts = urlsplit(origin.strip())
         port = parts.port
@@ -134,6 +135,16 @@ def _parse_origin(origin: str) -> tuple[str, str, int | None] | None:
         return None
     explicit_port: int | None = None if port == _DEFAULT_PORTS[scheme] else port
     return scheme, normalize_hostname(parts.hostname), explicit_port
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """True when the ``Origin`` header names the same host and port as the ``Host`` header."""
+    parsed, request = parse_origin(origin), split_host(host)
+    if parsed is None or request is None:
+        return False
+    scheme, name, port = parsed
+    request_port = None if request[1] == _DEFAULT_PORTS[scheme] else request[1]
+    return name == request[0] and port == request_port
 
 
 # -- token -------------------------------------------------------------------------------------
@@ -278,7 +289,7 @@ class Policy:
         """Rule 2 for a present Origin: ``"explicit"``, ``"derived"`` or ``"refused"``."""
         if origin.strip().lower() == "null":
             return "refused"
-        parsed = _parse_origin(origin)
+        parsed = parse_origin(origin)
         if parsed is None:
             return "refused"
         scheme, name, port = parsed
@@ -477,12 +488,12 @@ def build_policy(
     for entry in origins:
         text = entry.strip()
         if text.endswith(":*"):
-            parsed_origin = _parse_origin(text[:-2])
+            parsed_origin = parse_origin(text[:-2])
             if parsed_origin is None or parsed_origin[2] is not None:
                 raise ValueError(f"extra_allowed_origins: {entry!r} is not an origin like http://host:*")
             any_port.add(parsed_origin[:2])
             continue
-        parsed_origin = _parse_origin(text)
+        parsed_origin = parse_origin(text)
         if parsed_origin is None or text.lower() == "null":
             raise ValueError(f"extra_allowed_origins: {entry!r} is not an origin like https://host[:port]")
         explicit.add(parsed_origin)

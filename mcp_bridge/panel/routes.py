@@ -15,7 +15,8 @@ The token routes are off while ComfyUI runs with ``--enable-cors-header``, and w
 beyond loopback they answer only a browser on the ComfyUI machine itself (loopback peer, same-origin,
 no proxy headers): anyone else on the network must not be able to read the token.
 
-Changes are pushed to every open ComfyUI tab with ``PromptServer.send_sync("mcp_bridge.<type>", …)``:
+Changes are pushed to every open ComfyUI tab through the port (``ComfyBackend.push_to_pages``, ComfyUI's
+``send_sync("mcp_bridge.<type>", …)``):
 ``job`` (one job's snapshot), ``sessions`` (the session list), ``settings`` (output folders) and
 ``token`` (the token changed; never the token itself). Payloads are serialized here first (a payload
 ComfyUI cannot serialize would end its message loop) and coalesced per subject, so a fast progress
@@ -25,7 +26,6 @@ stream sends at most one message per subject every :data:`PUSH_INTERVAL_S`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -35,12 +35,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from .. import config
-from ..addresses import listens_beyond_loopback
+from ..addresses import is_loopback_ip, listens_beyond_loopback
 from ..comfyui.backend import ServerOptions
 from ..delivery import paths
 from ..engine.jobs import Job
@@ -180,31 +179,7 @@ class Pusher:
 # -- request checks -----------------------------------------------------------------------------------
 
 
-def _is_loopback_ip(text: str | None) -> bool:
-    if not text:
-        return False
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-def same_origin(origin: str, host: str) -> bool:
-    """True when the ``Origin`` header names the same host and port as the ``Host`` header."""
-    try:
-        parts = urlsplit(origin.strip())
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or "@" in parts.netloc or parts.path not in ("", "/"):
-        return False
-    origin_host, request_host = security.split_host(parts.netloc), security.split_host(host)
-    if origin_host is None or request_host is None:
-        return False
-    default = 443 if parts.scheme == "https" else 80
-    return origin_host[0] == request_host[0] and (origin_host[1] or default) == (request_host[1] or default)
+same_origin = security.same_origin  # the gate's own Origin rules (scheme://host[:port], nothing more)
 
 
 # -- output folders ---------------------------------------------------------------------------------
@@ -419,7 +394,7 @@ class Panel:
             return f"this page is reached through a proxy; {where}"
         if listens_beyond_loopback(self.options.listen):
             has_origin = request.headers.get("Origin") is not None or not require_origin
-            if not (_is_loopback_ip(request.remote) and has_origin):
+            if not (is_loopback_ip(request.remote) and has_origin):
                 return (
                     "ComfyUI is reachable from the network, so the token is shown only in a browser on the "
                     f"ComfyUI machine itself; {where}"
@@ -681,11 +656,10 @@ def install(
 ) -> Panel:
     """Register the panel's routes on ComfyUI's server and start pushing changes to its pages."""
 
-    def send(event: str, data: Any) -> None:
-        server.send_sync(event, data)  # looked up per call: the adapter wraps send_sync
-
     options = services.comfy.server_options()
-    panel = Panel(services, transport, options, send, server.loop, published=published)
+    panel = Panel(
+        services, transport, options, services.comfy.push_to_pages, server.loop, published=published
+    )
     panel.add_routes(server.routes)
     panel.observe()
     return panel

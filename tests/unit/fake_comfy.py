@@ -78,6 +78,7 @@ class FakeComfy:
     hold: bool = False  # keep queued prompts waiting until release()
     reject: str | None = None  # make enqueue refuse the next prompts with this message
     queued: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # every prompt ever queued
+    pushed: list[tuple[str, Any]] = field(default_factory=list)  # what went to ComfyUI's pages
     on_event: Callable[[PromptEvent], None] = lambda event: None
     on_done: Callable[[PromptOutcome], None] = lambda outcome: None
     _pending: list[str] = field(default_factory=list)
@@ -179,6 +180,9 @@ class FakeComfy:
 
     def unwatch(self, prompt_id: str) -> None:
         pass
+
+    def push_to_pages(self, event: str, data: Any) -> None:
+        self.pushed.append((event, data))
 
     def has_run(self, prompt_id: str) -> bool:
         return prompt_id in self._ran

@@ -117,6 +117,16 @@ def test_only_the_comfyui_folder_imports_comfyui() -> None:
     assert offenders == []
 
 
+def copy_package(tmp_path: Path) -> Path:
+    """A copy of the package's sources under ``tmp_path`` (to add a wrong module to)."""
+    copy = tmp_path / "mcp_bridge"
+    for path in PACKAGE.rglob("*.py"):
+        target = copy / path.relative_to(PACKAGE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy
+
+
 def sdk_imports(package: Path = PACKAGE) -> list[str]:
     """Imports of the MCP SDK (the top-level ``mcp`` package) from the SDK-free folders."""
     found = []
@@ -132,11 +142,7 @@ def test_delivery_media_specs_and_the_port_never_import_the_mcp_sdk() -> None:
 
 
 def test_an_sdk_import_below_the_tool_layer_is_found(tmp_path: Path) -> None:
-    copy = tmp_path / "mcp_bridge"
-    for path in PACKAGE.rglob("*.py"):
-        target = copy / path.relative_to(PACKAGE)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    copy = copy_package(tmp_path)
     (copy / "delivery" / "bad.py").write_text("from mcp.types import ImageContent\n", encoding="utf-8")
     assert sdk_imports(copy) == [
         "mcp_bridge.delivery.bad imports mcp.types",
@@ -153,10 +159,20 @@ def test_an_sdk_import_below_the_tool_layer_is_found(tmp_path: Path) -> None:
 )
 def test_a_wrong_way_import_is_found(tmp_path: Path, source: str, expected: str) -> None:
     """The check itself: a copy of the package with one upward import fails it."""
-    copy = tmp_path / "mcp_bridge"
-    for path in PACKAGE.rglob("*.py"):
-        target = copy / path.relative_to(PACKAGE)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    copy = copy_package(tmp_path)
     (copy / "engine" / "bad.py").write_text(source, encoding="utf-8")
     assert any(line.startswith(expected) for line in wrong_way_imports(copy))
+
+
+def test_only_the_port_calls_comfyuis_server_methods() -> None:
+    """ComfyUI's ``PromptServer`` API (``send_sync``, ``send``) is called from comfyui/ only."""
+    calls = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module, _ = _module_name(path)
+        if layer_of(module) == "comfyui":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in ("send_sync", "send_json", "send_bytes_sync"):
+                    calls.append(f"{module}:{node.lineno} calls {node.func.attr}")
+    assert calls == []

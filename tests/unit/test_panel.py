@@ -186,6 +186,10 @@ def test_a_push_from_another_thread_is_sent_on_the_loop() -> None:
         ("http://127.0.0.1:8188/path", "127.0.0.1:8188", False),
         ("http://127.0.0.1:99999", "127.0.0.1:99999", False),
         ("", "127.0.0.1:8188", False),
+        # An Origin is scheme://host[:port] only: the gate (http/security.py) refuses more, so does the panel.
+        ("http://127.0.0.1:8188?x=1", "127.0.0.1:8188", False),
+        ("http://127.0.0.1:8188#top", "127.0.0.1:8188", False),
+        ("http://127.0.0.1:8188/?", "127.0.0.1:8188", True),
     ],
 )
 def test_same_origin_compares_host_and_port(origin: str, host: str, same: bool) -> None:
