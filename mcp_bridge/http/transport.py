@@ -318,10 +318,19 @@ class McpTransport:
 
     # -- the gate --
 
-    def _refuse(self, request: web.Request, *, needs_token: bool = True) -> web.Response | None:
-        """Apply the security gate; return the error response, or None to proceed."""
+    def _refuse(
+        self, request: web.Request, *, needs_token: bool = True, opens: bool = False
+    ) -> web.Response | None:
+        """Apply the security gate; return the error response, or None to proceed. A request that
+        ``opens`` something (a stream, a message into a session) is refused (503) once closing."""
         if self.unavailable is not None:
             return _json_error(503, f"MCP is unavailable: {self.unavailable}", code=INTERNAL_ERROR)
+        refused = self._gate(request, needs_token)
+        if refused is None and opens and self._closing:
+            return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
+        return refused
+
+    def _gate(self, request: web.Request, needs_token: bool) -> web.Response | None:
         rejection = self.policy.check(
             request.method, request.headers, local_ip(request), needs_token=needs_token
         )
@@ -529,11 +538,9 @@ class McpTransport:
 
     async def handle_sse(self, request: web.Request) -> web.StreamResponse:
         """GET /mcp/sse: open a legacy HTTP+SSE session (the SDK's SseServerTransport)."""
-        refused = self._refuse(request)
+        refused = self._refuse(request, opens=True)
         if refused is not None:
             return refused
-        if self._closing:
-            return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
         if self.registry.counters["sse_streams"] >= self.settings.max_sse_streams:
             self.registry.rejected("sse-limit")
             return _json_error(
@@ -578,11 +585,9 @@ class McpTransport:
 
     async def handle_messages(self, request: web.Request) -> web.StreamResponse:
         """POST /mcp/messages?session_id=…: a client message for a legacy SSE session."""
-        refused = self._refuse(request)
+        refused = self._refuse(request, opens=True)
         if refused is not None:
             return refused
-        if self._closing:
-            return _json_error(503, "ComfyUI is shutting down", code=INTERNAL_ERROR)
         session_id = request.query.get("session_id")
         self.registry.touch(session_id)
         tag = RequestTag(self.registry, session_id, request.remote)
