@@ -69,6 +69,35 @@ async def peer_counts(services: Services) -> list[dict[str, Any]]:
     return [{key: entry.get(key) for key in keys} for entry in await services.peers.status()]
 
 
+async def queue_status(services: Services, ctx: Context | None) -> dict[str, Any]:
+    """get_queue_status's answer: ComfyUI's queue, our jobs marked, job ids only for the caller's."""
+    view = services.comfy.queue_view()
+
+    def describe(prompt_id: str, position: int | None) -> dict[str, Any]:
+        job = services.registry.of_prompt(prompt_id)
+        if job is None:  # queued through ComfyUI's own API: its prompt id is no job handle here
+            entry: dict[str, Any] = {"prompt_id": prompt_id, "ours": False}
+        elif is_mine(job, ctx):
+            entry = {"prompt_id": prompt_id, "ours": True, "mine": True, "job_id": job.id}
+            entry.update(tool=job.tool, message=job.message(), summary=job.summary)
+        else:  # another client's job: the id is its capability, so it is never shown
+            entry = {"ours": True, "mine": False, "tool": job.tool, "message": job.message()}
+        if position is not None:
+            entry["position"] = position
+        return entry
+
+    mine = [
+        j.to_dict() for j in services.registry.active() if j.state is JobState.RUNNING and is_mine(j, ctx)
+    ]
+    return {
+        "running": [describe(pid, None) for pid in view.running],
+        "pending": [describe(pid, i + 1) for i, pid in enumerate(view.pending)],
+        "queue_length": len(view.running) + len(view.pending),
+        "our_running_jobs": mine,
+        "peers": await peer_counts(services),
+    }
+
+
 def register(tools: Toolset, services: Services) -> None:
     """Add the job and queue tools."""
 
@@ -116,28 +145,4 @@ def register(tools: Toolset, services: Services) -> None:
     async def get_queue_status(ctx: Context | None = None) -> dict[str, Any]:
         """ComfyUI's queue: running and pending prompts in order; this server's marked ``ours`` (job
         ids only for your session's); ``peers``: each other instance's queue length."""
-        view = services.comfy.queue_view()
-
-        def describe(prompt_id: str, position: int | None) -> dict[str, Any]:
-            job = services.registry.of_prompt(prompt_id)
-            if job is None:  # queued through ComfyUI's own API: its prompt id is no job handle here
-                entry: dict[str, Any] = {"prompt_id": prompt_id, "ours": False}
-            elif is_mine(job, ctx):
-                entry = {"prompt_id": prompt_id, "ours": True, "mine": True, "job_id": job.id}
-                entry.update(tool=job.tool, message=job.message(), summary=job.summary)
-            else:  # another client's job: the id is its capability, so it is never shown
-                entry = {"ours": True, "mine": False, "tool": job.tool, "message": job.message()}
-            if position is not None:
-                entry["position"] = position
-            return entry
-
-        mine = [
-            j.to_dict() for j in services.registry.active() if j.state is JobState.RUNNING and is_mine(j, ctx)
-        ]
-        return {
-            "running": [describe(pid, None) for pid in view.running],
-            "pending": [describe(pid, i + 1) for i, pid in enumerate(view.pending)],
-            "queue_length": len(view.running) + len(view.pending),
-            "our_running_jobs": mine,
-            "peers": await peer_counts(services),
-        }
+        return await queue_status(services, ctx)
