@@ -47,25 +47,23 @@ from ..http import security
 from ..http.asgi import local_ip
 from ..http.sessions import SessionRegistry
 from ..mcp.profiles import PROFILES
-from ..specs.publishing import PublishRefused
 from ..tools.published import Published
 from ..tools.services import Services
 from ..version import __version__
+from .common import MAX_BODY_BYTES, NO_STORE, Refused, job_view
+from .common import error_response as _error
+from .publish import PublishRoutes
+from .push import PUSH_INTERVAL_S, Send
+from .push import Pusher as Pusher  # the panel tests use it through this module
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
-EVENT_PREFIX = "mcp_bridge."
-PUSH_INTERVAL_S = 0.25
 RECENT_JOBS = 12
-MAX_BODY_BYTES = 16 * 1024
-MAX_PUBLISH_BYTES = 4 * 1024 * 1024  # a workflow in API format plus the selection
-LAST_RUNS = 5
 ENDPOINTS = (
     {"id": "streamable-http", "label": "Streamable HTTP", "path": "/mcp"},
     {"id": "sse", "label": "Legacy HTTP+SSE", "path": "/mcp/sse"},
 )
 _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 class TransportLike(Protocol):
@@ -76,104 +74,6 @@ class TransportLike(Protocol):
     unavailable: str | None
 
     async def close_sessions(self) -> int: ...
-
-
-class Refused(Exception):
-    """A request the panel routes turn down: HTTP status and a message for people."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# -- pushes ------------------------------------------------------------------------------------------
-
-Send = Callable[[str, Any], None]
-
-
-class Pusher:
-    """Send JSON-safe events to the browser, at most one per subject every ``interval`` seconds.
-
-    ``push(subject, event, build)`` sends ``build()`` at once when the subject was quiet for
-    ``interval`` (or when ``urgent``); otherwise one delayed send carries the latest ``build()`` when
-    the interval ends. Call on the event loop (calls from other threads are handed over to it).
-    """
-
-    def __init__(
-        self,
-        send: Send,
-        loop: asyncio.AbstractEventLoop,
-        interval: float = PUSH_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._send = send
-        self._loop = loop
-        self._interval = interval
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._pending: dict[str, tuple[str, Callable[[], Any]]] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._errors = security.RateLimitedLog()
-        self.sent = 0
-
-    def push(self, subject: str, event: str, build: Callable[[], Any], *, urgent: bool = False) -> None:
-        """Schedule ``build()`` as event ``mcp_bridge.<event>``; see the class docstring."""
-        if not self._on_loop():
-            self._loop.call_soon_threadsafe(lambda: self.push(subject, event, build, urgent=urgent))
-            return
-        now = self._clock()
-        last = self._last.get(subject)
-        if urgent or last is None or now - last >= self._interval:
-            self._pending.pop(subject, None)
-            timer = self._timers.pop(subject, None)
-            if timer is not None:
-                timer.cancel()
-            self._emit(subject, event, build, now)
-            return
-        self._pending[subject] = (event, build)
-        if subject not in self._timers:
-            self._timers[subject] = self._loop.call_later(last + self._interval - now, self._flush, subject)
-
-    def _on_loop(self) -> bool:
-        try:
-            return asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            return False
-
-    def _flush(self, subject: str) -> None:
-        self._timers.pop(subject, None)
-        item = self._pending.pop(subject, None)
-        if item is not None:
-            self._emit(subject, item[0], item[1], self._clock())
-
-    def _emit(self, subject: str, event: str, build: Callable[[], Any], now: float) -> None:
-        self._last[subject] = now
-        if len(self._last) > 256:
-            self._last = {k: t for k, t in self._last.items() if now - t < self._interval}
-        try:
-            # A fresh copy made of plain JSON values: nothing ComfyUI's send loop could choke on.
-            payload = json.loads(json.dumps(build(), allow_nan=False))
-        except (TypeError, ValueError):
-            self._errors.warning(
-                event, "comfyui-mcp-bridge: dropped a panel update (%s) that is not JSON", event
-            )
-            return
-        except Exception:  # noqa: BLE001 - an update must never break the caller (a job hook)
-            log.exception("comfyui-mcp-bridge: building a panel update (%s) failed", event)
-            return
-        try:
-            self._send(EVENT_PREFIX + event, payload)
-            self.sent += 1
-        except Exception:  # noqa: BLE001
-            log.exception("comfyui-mcp-bridge: sending a panel update (%s) failed", event)
-
-    def close(self) -> None:
-        """Drop pending sends."""
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        self._pending.clear()
 
 
 # -- request checks -----------------------------------------------------------------------------------
@@ -221,13 +121,6 @@ def _same_folder(a: str, b: str) -> bool:
 # -- the panel ---------------------------------------------------------------------------------------
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    """A job as the panel shows it (JSON-safe)."""
-    data = job.to_dict()
-    data["cancel_requested"] = job.cancel_requested
-    return data
-
-
 class Panel:
     """The panel's routes and pushes for one running bridge."""
 
@@ -247,6 +140,7 @@ class Panel:
         self.transport = transport
         self.options = options
         self.pusher = Pusher(send, loop, push_interval)
+        self.publish = PublishRoutes(services, published, self.pusher, self._check_request, self._json_body)
         self._loop = loop
         self._changed_jobs: dict[str, Job] = {}  # changed since the last flush, in order
         self._policy = transport.policy if transport is not None else self._fallback_policy(options, services)
@@ -282,10 +176,7 @@ class Panel:
         routes.post("/mcp-bridge/output-folders")(self.output_folders)
         routes.post("/mcp-bridge/tool-profile")(self.tool_profile)
         routes.post("/mcp-bridge/jobs/cancel")(self.cancel_job)
-        routes.get("/mcp-bridge/workflows")(self.workflows)
-        routes.post("/mcp-bridge/workflows/publish")(self.publish_workflow)
-        routes.post("/mcp-bridge/workflows/edit")(self.edit_workflow)
-        routes.post("/mcp-bridge/workflows/unpublish")(self.unpublish_workflow)
+        self.publish.add_routes(routes)
 
     def observe(self) -> None:
         """Start pushing job and session changes to the browser."""
@@ -412,7 +303,7 @@ class Panel:
         data = self.snapshot(request)
         peers = self.services.peers
         data["instance"] = {"id": peers.own_id, "peers": await peers.status()}  # several behind one URL
-        return web.json_response(data, headers=_NO_STORE)
+        return web.json_response(data, headers=NO_STORE)
 
     def snapshot(self, request: web.Request) -> dict[str, Any]:
         """The panel's whole state for this request (JSON-safe; never contains the token)."""
@@ -469,7 +360,7 @@ class Panel:
         except Refused as exc:
             return _error(exc)
         return web.json_response(
-            {"token": self._policy.token, "required": self._policy.token_required}, headers=_NO_STORE
+            {"token": self._policy.token, "required": self._policy.token_required}, headers=NO_STORE
         )
 
     async def regenerate_token(self, request: web.Request) -> web.Response:
@@ -492,7 +383,7 @@ class Panel:
         self.pusher.push("token", "token", lambda: {"rotation": rotation}, urgent=True)
         return web.json_response(
             {"token": token, "required": was_required, "disconnected": disconnected, "rotation": rotation},
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
 
     def _rotate_token_file(self) -> str:
@@ -585,70 +476,6 @@ class Panel:
         outcome = self.services.runner.cancel(job)
         log.info("comfyui-mcp-bridge: job %s cancelled from the panel (%s)", job.id, outcome)
         return web.json_response({"outcome": outcome, "job": job_view(job)})
-
-    # -- published workflows --
-
-    def _store(self) -> Published:
-        if self.published is None:
-            raise Refused(503, "Publishing workflows is not available (the MCP server is not installed)")
-        return self.published
-
-    async def workflows(self, request: web.Request) -> web.Response:
-        """GET /mcp-bridge/workflows: the published tools, whether each can run, and its last runs."""
-        try:
-            self._check_request(request)
-            store = self._store()
-        except Refused as exc:
-            return _error(exc)
-        return web.json_response({"workflows": await self._views(store)}, headers=_NO_STORE)
-
-    async def _views(self, store: Published) -> list[dict[str, Any]]:
-        jobs = sorted(self.services.registry.all(), key=lambda job: job.created, reverse=True)
-        views = []
-        for entry in list(store.entries.values()):
-            view = await store.view(entry)
-            view["last_runs"] = [job_view(job) for job in jobs if job.tool == entry.name][:LAST_RUNS]
-            view["selection"] = entry.meta.get("selection")  # the form's default when it is replaced
-            views.append(view)
-        return views
-
-    async def publish_workflow(self, request: web.Request) -> web.Response:
-        """POST /mcp-bridge/workflows/publish ``{prompt, selection, name, description, workflow, id?}``:
-        validate the workflow with ComfyUI's own checks and serve it as a tool from now on."""
-        return await self._change(request, "publish", MAX_PUBLISH_BYTES)
-
-    async def edit_workflow(self, request: web.Request) -> web.Response:
-        """POST /mcp-bridge/workflows/edit ``{id, name?, description?}``: rename or redescribe a tool."""
-        return await self._change(request, "edit")
-
-    async def unpublish_workflow(self, request: web.Request) -> web.Response:
-        """POST /mcp-bridge/workflows/unpublish ``{id}``: stop serving a published tool."""
-        return await self._change(request, "unpublish")
-
-    async def _change(
-        self, request: web.Request, action: str, max_bytes: int = MAX_BODY_BYTES
-    ) -> web.Response:
-        try:
-            body = await self._json_body(request, max_bytes)
-            store = self._store()
-            if action == "publish":
-                entry = await store.publish(body)
-            elif action == "edit":
-                entry = await store.edit(body.get("id"), body.get("name"), body.get("description"))
-            else:
-                entry = await store.unpublish(body.get("id"))
-        except Refused as exc:
-            return _error(exc)
-        except PublishRefused as exc:
-            return _error(Refused(400, str(exc)))
-        log.info("comfyui-mcp-bridge: workflow tool %s %sed from the panel", entry.name, action.rstrip("e"))
-        self.pusher.push("workflows", "workflows", lambda: {"changed": entry.id}, urgent=True)
-        view = await store.view(entry) if action != "unpublish" else {"id": entry.id, "name": entry.name}
-        return web.json_response({"workflow": view}, headers=_NO_STORE)
-
-
-def _error(exc: Refused) -> web.Response:
-    return web.json_response({"error": exc.message}, status=exc.status, headers=_NO_STORE)
 
 
 def install(
