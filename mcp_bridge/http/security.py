@@ -460,47 +460,13 @@ def build_policy(
 
     Raises ValueError naming a malformed ``extra_allowed_hosts``/``extra_allowed_origins`` entry.
     """
-    names = {"localhost", "127.0.0.1", "::1"}
-    addresses = listen_addresses(listen)
-    wildcard = any(a in WILDCARD_LISTEN for a in addresses)
-    for address in addresses:
-        if address not in WILDCARD_LISTEN:
-            names.add(normalize_hostname(address))
-    if wildcard:
-        hostname = normalize_hostname(socket.gethostname())
-        if hostname:
-            names.update({hostname, hostname.split(".", 1)[0] + ".local"})
-    host_ports: set[tuple[str, int]] = set()
-    for entry in extra_allowed_hosts:
-        parsed = split_host(entry)
-        if parsed is None:
-            raise ValueError(f"extra_allowed_hosts: {entry!r} is not a host name or host:port")
-        name, entry_port = parsed
-        if entry_port is None:
-            names.add(name)
-        else:
-            host_ports.add((name, entry_port))
-    explicit: set[tuple[str, str, int | None]] = set()
-    any_port: set[tuple[str, str]] = set()
+    names, host_ports = _host_names(listen, extra_allowed_hosts)
     origins = list(extra_allowed_origins)
     if cors_origin and cors_origin.strip() != "*":
         origins.append(cors_origin.strip())
-    for entry in origins:
-        text = entry.strip()
-        if text.endswith(":*"):
-            parsed_origin = parse_origin(text[:-2])
-            if parsed_origin is None or parsed_origin[2] is not None:
-                raise ValueError(f"extra_allowed_origins: {entry!r} is not an origin like http://host:*")
-            any_port.add(parsed_origin[:2])
-            continue
-        parsed_origin = parse_origin(text)
-        if parsed_origin is None or text.lower() == "null":
-            raise ValueError(f"extra_allowed_origins: {entry!r} is not an origin like https://host[:port]")
-        explicit.add(parsed_origin)
-
-    beyond = listens_beyond_loopback(listen)
+    explicit, any_port = _origins(origins)
     reasons = []
-    if beyond:
+    if listens_beyond_loopback(listen):
         reasons.append(f"ComfyUI listens beyond loopback ({listen})")
     if cors_origin is not None:
         reasons.append(f"ComfyUI sends CORS headers (--enable-cors-header {cors_origin})")
@@ -524,6 +490,49 @@ def build_policy(
         max_body_bytes=max_body_bytes,
         exposure=exposure,
     )
+
+
+def _host_names(listen: str, extra: Iterable[str]) -> tuple[set[str], set[tuple[str, int]]]:
+    """The names a Host header may carry (any port), and the extra ``host:port`` pairs."""
+    names = {"localhost", "127.0.0.1", "::1"}
+    addresses = listen_addresses(listen)
+    for address in addresses:
+        if address not in WILDCARD_LISTEN:
+            names.add(normalize_hostname(address))
+    if any(a in WILDCARD_LISTEN for a in addresses):
+        hostname = normalize_hostname(socket.gethostname())
+        if hostname:
+            names.update({hostname, hostname.split(".", 1)[0] + ".local"})
+    host_ports: set[tuple[str, int]] = set()
+    for entry in extra:
+        parsed = split_host(entry)
+        if parsed is None:
+            raise ValueError(f"extra_allowed_hosts: {entry!r} is not a host name or host:port")
+        name, entry_port = parsed
+        if entry_port is None:
+            names.add(name)
+        else:
+            host_ports.add((name, entry_port))
+    return names, host_ports
+
+
+def _origins(entries: Iterable[str]) -> tuple[set[tuple[str, str, int | None]], set[tuple[str, str]]]:
+    """The allowed Origins: exact ``scheme://host[:port]`` ones, and ``scheme://host:*`` ones."""
+    explicit: set[tuple[str, str, int | None]] = set()
+    any_port: set[tuple[str, str]] = set()
+    for entry in entries:
+        text = entry.strip()
+        if text.endswith(":*"):
+            parsed_origin = parse_origin(text[:-2])
+            if parsed_origin is None or parsed_origin[2] is not None:
+                raise ValueError(f"extra_allowed_origins: {entry!r} is not an origin like http://host:*")
+            any_port.add(parsed_origin[:2])
+            continue
+        parsed_origin = parse_origin(text)
+        if parsed_origin is None or text.lower() == "null":
+            raise ValueError(f"extra_allowed_origins: {entry!r} is not an origin like https://host[:port]")
+        explicit.add(parsed_origin)
+    return explicit, any_port
 
 
 class RateLimitedLog:
