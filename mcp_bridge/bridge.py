@@ -31,6 +31,9 @@ from .tools import debug as tools_debug
 from .tools import jobs as tools_jobs
 from .tools import saving as tools_saving
 from .tools.batch import add_batch_tool
+from .tools.edit import KINDS as EDIT_KINDS
+from .tools.edit import TOOL as EDIT_TOOL
+from .tools.edit import add_edit_tool, edit_catalog
 from .tools.errors import as_tool_error
 from .tools.pipeline import add_spec_tool
 from .tools.published import Published, folder_for
@@ -181,6 +184,7 @@ def build_mcp(services: Services, published: Published | None = None) -> MCPServ
     outputs = [(name, spec.output_kinds) for name, spec in services.specs.specs.items()]
     tools = build_tools(services, published)
     outputs += [(tool.name, VIDEO_KINDS) for tool in tools.tools if tool.name == VIDEO_TOOL]
+    outputs += [(tool.name, EDIT_KINDS) for tool in tools.tools if tool.name == EDIT_TOOL]
     mcp = mcp_server.create_mcp_server(
         services.settings, tools, services.comfy, view_tools=view_tool_names(outputs), peers=services.peers
     )
@@ -200,6 +204,7 @@ def build_tools(services: Services, published: Published | None = None) -> Tools
     for name, spec in services.specs.specs.items():
         add_spec_tool(toolset, services, spec, services.param_models[name])
     add_video_tool(toolset, services, videos)
+    add_edit_tool(toolset, services, edit_catalog(services.comfy))
     add_batch_tool(toolset, services)
     tools_jobs.register(toolset, services)
     tools_saving.register(toolset, services)

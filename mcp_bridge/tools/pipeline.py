@@ -373,3 +373,8 @@ def _summary(
     parts += [(name, seed) for name, seed in seeds.items()]
     parts += [("image", image.source) for image in staged.values()]
     return summarize(parts)
+
+
+async def stage_image(services: Services, value: str, limits: params.Limits) -> StagedImage:
+    """Stage one input image as every spec tool does (for tools that build their own graph)."""
+    return await _stage(services, value, limits)
