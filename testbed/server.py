@@ -30,6 +30,8 @@ VERSIONS = ("0.3.75", "0.3.52")
 LATEST = VERSIONS[0]
 # A frontend with App Mode (extra.linearData), installed by install.sh in overlay/frontend-<version>.
 APP_MODE_FRONTEND = "1.49.6"
+# The newest comfyui-frontend-package on PyPI when last checked (the browser tests also run on it).
+NEWEST_FRONTEND = "1.58.1"
 EXTENSION_DIR_NAME = "comfyui-mcp-bridge"
 TEST_NODES = Path(__file__).resolve().parent / "custom_nodes"  # test-only nodes, linked on request
 
@@ -260,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1")
     parser.add_argument(
         "--frontend",
-        help=f"a comfyui-frontend-package installed by install.sh (App Mode: {APP_MODE_FRONTEND})",
+        help=f"a comfyui-frontend-package installed by install.sh ({APP_MODE_FRONTEND}, {NEWEST_FRONTEND})",
     )
     parser.add_argument("--base-dir", type=Path, default=CACHE / "run", help="output/input/user folders")
     parser.add_argument("extra", nargs="*", help="more ComfyUI arguments (after --)")

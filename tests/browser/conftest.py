@@ -1,5 +1,5 @@
-"""Browser fixtures: a real ComfyUI 0.3.75 with its real frontend (and one with App Mode's frontend), and
-Debian's Chromium via Playwright.
+"""Browser fixtures: a real ComfyUI 0.3.75 with its real frontend, the newest frontend on PyPI and one with
+App Mode's frontend, and Debian's Chromium via Playwright.
 
 Never runs ``playwright install``: the browser is the system's ``chromium`` (installed by
 ``testbed/install.sh``), launched with ``executable_path``.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.server import APP_MODE_FRONTEND, LATEST, ComfyServer
+from testbed.server import APP_MODE_FRONTEND, LATEST, NEWEST_FRONTEND, ComfyServer
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -49,27 +49,62 @@ def seeded_base(prefix: str) -> Path:
     return base
 
 
-@pytest.fixture(scope="package")
-def ui_server() -> Iterator[ComfyServer]:
-    """ComfyUI 0.3.75 with the bridge (token required), started once for the browser tests."""
-    base = seeded_base("comfy-browser-")
-    # Listening on all interfaces makes the token required: the panel's harder path (token filled in).
-    server = ComfyServer(LATEST, base_dir=base, listen="0.0.0.0")  # noqa: S104
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(base, ignore_errors=True)
+# Listening on all interfaces makes the token required: the panel's harder path (token filled in).
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
+
+class Servers:
+    """The browser tests' ComfyUIs (0.3.75 with the bridge), one per frontend and listen address, each
+    started on first use and kept for the package: the newest frontend's serves the panel tests and the
+    App Mode test alike (one extra start for the newest-frontend run)."""
+
+    def __init__(self) -> None:
+        self.running: dict[tuple[str | None, str], tuple[ComfyServer, Path]] = {}
+
+    def get(self, frontend: str | None, listen: str) -> ComfyServer:
+        key = (frontend, listen)
+        if key not in self.running:
+            base = seeded_base(f"comfy-browser-{frontend or 'pinned'}-")
+            server = ComfyServer(LATEST, base_dir=base, listen=listen, frontend=frontend)
+            self.running[key] = (server, base)
+            server.start()
+        return self.running[key][0]
+
+    def panel(self, frontend: str | None) -> ComfyServer:
+        """The server the panel tests use on ``frontend`` (None: the one ComfyUI pins)."""
+        return self.get(frontend, ALL_INTERFACES)
+
+    def stop(self) -> None:
+        for server, base in self.running.values():
+            server.stop()
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
-def app_mode_server() -> Iterator[ComfyServer]:
-    """ComfyUI 0.3.75 with comfyui-frontend-package 1.49.6 (App Mode) from the test bed's overlay."""
-    base = seeded_base("comfy-appmode-")
-    server = ComfyServer(LATEST, base_dir=base, frontend=APP_MODE_FRONTEND)
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(base, ignore_errors=True)
+def servers() -> Iterator[Servers]:
+    registry = Servers()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(
+    scope="package", params=[None, NEWEST_FRONTEND], ids=["frontend-pinned", f"frontend-{NEWEST_FRONTEND}"]
+)
+def ui_server(request: pytest.FixtureRequest, servers: Servers) -> ComfyServer:
+    """ComfyUI 0.3.75 with the bridge (token required), on the frontend it pins and on the newest one."""
+    return servers.panel(request.param)
+
+
+@pytest.fixture(
+    scope="package",
+    params=[(APP_MODE_FRONTEND, "127.0.0.1"), (NEWEST_FRONTEND, ALL_INTERFACES)],
+    ids=[f"frontend-{APP_MODE_FRONTEND}", f"frontend-{NEWEST_FRONTEND}"],
+)
+def app_mode_server(request: pytest.FixtureRequest, servers: Servers) -> ComfyServer:
+    """ComfyUI 0.3.75 with a frontend that has App Mode: 1.49.6 on loopback (token optional), and the
+    newest (the panel tests' server)."""
+    frontend, listen = request.param
+    return servers.get(frontend, listen)
 
 
 @pytest.fixture(scope="module")

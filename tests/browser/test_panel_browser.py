@@ -1,4 +1,5 @@
-"""The status panel in ComfyUI 0.3.75's real frontend, driven by Chromium while MCP clients work."""
+"""The status panel in ComfyUI 0.3.75's real frontend (the one it pins, and the newest on PyPI), driven by
+Chromium while MCP clients work."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _frontend import frontend_version, open_mcp_tab, sidebar_tab, wait_tab_badge
 from mcp.types import CallToolResult
 
 from testbed.mcp_client import connect
@@ -19,7 +21,6 @@ from testbed.server import ComfyServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-TAB = ".comfyui-mcp-bridge-tab-button"
 HTML_PROMPT = '<img src=x onerror="window.__mcpbXss=1"><b>bold</b> fox'
 PAGE_ERRORS: list[str] = []  # uncaught errors of the module's page
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "panel.png"
@@ -76,8 +77,7 @@ def page(ui_server: ComfyServer, browser: Any) -> Iterator[Any]:
     PAGE_ERRORS.clear()
     page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{exc}\n{getattr(exc, 'stack', '')}"))
     page.goto(ui_server.url + "/")
-    page.locator(TAB).click()
-    page.locator(".mcpb-root").wait_for()
+    open_mcp_tab(page)
     yield page
     context.close()
 
@@ -101,6 +101,8 @@ def test_the_mcp_tab_appears_and_shows_the_endpoint(
     assert page.locator(".mcpb-state-text").text_content() == "Up"
     assert f"ComfyUI {ui_server.version}" in page.locator(".mcpb-status").text_content()
     assert page.locator(".mcpb-token-value").text_content() != ""
+    if ui_server.frontend is not None:  # the run on another frontend really runs on it
+        assert frontend_version(page) == ui_server.frontend
     page.screenshot(path=str(artifacts / "panel-idle.png"))
 
 
@@ -189,7 +191,7 @@ def test_a_generation_shows_progress_then_its_thumbnail_and_prompts_stay_text(
     row = page.locator('.mcpb-active .mcpb-job[data-state="running"]').first
     assert row.locator(".mcpb-job-tool").text_content() == "generate_image"
     assert row.locator(".mcpb-cancel").is_visible()
-    assert page.locator(f"{TAB} .p-badge").text_content() == "1"  # running MCP calls on the tab icon
+    wait_tab_badge(page, "1")  # running MCP calls on the tab icon
     page.screenshot(path=str(artifacts / "panel-running.png"))
 
     result = call.finish()
@@ -209,7 +211,7 @@ def test_a_generation_shows_progress_then_its_thumbnail_and_prompts_stay_text(
     assert HTML_PROMPT[:40] in summary.text_content()  # the markup shows as text ...
     assert summary.locator("b, img").count() == 0  # ... and never became elements
     assert page.evaluate("() => window.__mcpbXss") is None
-    assert page.locator(f"{TAB} .p-badge").count() == 0
+    wait_tab_badge(page, "")
     page.screenshot(path=str(artifacts / "panel-result.png"))
 
 
@@ -271,5 +273,5 @@ def test_without_the_sidebar_api_a_floating_panel_is_used(ui_server: ComfyServer
     url = page.locator('.mcpb-floating .mcpb-endpoint[data-endpoint="streamable-http"] .mcpb-url')
     url.wait_for()
     assert url.text_content() == f"{ui_server.url}/mcp"
-    assert page.locator(TAB).count() == 0
+    assert sidebar_tab(page).count() == 0
     context.close()

@@ -1,7 +1,7 @@
 """Publishing the open workflow as an MCP tool from the panel, in Chromium, while a real MCP client listens.
 
-Two configurations: ComfyUI 0.3.75 with the frontend it pins (the panel's own picker), and 0.3.75 with
-comfyui-frontend-package 1.49.6, whose App Mode saves the selection as ``extra.linearData``.
+ComfyUI 0.3.75 with the frontend it pins and with the newest on PyPI (the panel's own picker), and with
+comfyui-frontend-package 1.49.6 and the newest, whose App Mode saves the selection as ``extra.linearData``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from _frontend import frontend_version, open_mcp_tab
 from mcp import Client
 from mcp.types import CallToolResult, ImageContent, ToolListChangedNotification
 
 from testbed.mcp_client import connect
-from testbed.server import APP_MODE_FRONTEND, ComfyServer
+from testbed.server import ComfyServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-TAB = ".comfyui-mcp-bridge-tab-button"
 WORKFLOW = Path(__file__).parent / "workflows" / "tiny-txt2img.json"  # saved by ComfyUI's frontend
 HTML_TITLE = '<img src=x onerror="window.__mcpbXss=1">Negative'
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "publish.png"
@@ -112,8 +112,7 @@ def open_page(server: ComfyServer, browser: Any) -> tuple[Any, Any]:
     page = context.new_page()
     page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{exc}\n{getattr(exc, 'stack', '')}"))
     page.goto(server.url + "/")
-    page.locator(TAB).click()
-    page.locator(".mcpb-root").wait_for()
+    open_mcp_tab(page)
     return context, page
 
 
@@ -275,7 +274,7 @@ def test_publish_from_the_picker_call_it_over_mcp_and_unpublish(
     context.close()
 
 
-# -- App Mode (frontend 1.49.6) ----------------------------------------------------------------------------
+# -- App Mode (frontend 1.49.6 and the newest) -------------------------------------------------------------
 
 
 def app_workflow(folder: Path) -> Path:
@@ -303,9 +302,8 @@ def test_app_mode_selection_is_the_default_and_is_published(
     app_mode_server: ComfyServer, browser: Any, tmp_path: Path, artifacts: Path
 ) -> None:
     PAGE_ERRORS.clear()
-    log = app_mode_server.log_text()
-    assert f"ComfyUI frontend version: {APP_MODE_FRONTEND}" in log
     context, page = open_page(app_mode_server, browser)
+    assert frontend_version(page) == app_mode_server.frontend
     assert page.locator(".mcpb-state-text").text_content() == "Up"
     load_workflow(page, app_workflow(tmp_path), nodes=8)
     page.locator(".mcpb-publish-open").click()
@@ -324,7 +322,7 @@ def test_app_mode_selection_is_the_default_and_is_published(
     (spec_file,) = (app_mode_server.user_dir / "comfyui-mcp-bridge" / "tools").glob("*.json")
     stored = json.loads(spec_file.read_text())["_bridge"]
     assert list(stored["inputs"]) == ["text", "seed", "steps"] and stored["outputs"] == ["10"]
-    with ListeningClient(app_mode_server.url, None) as client:
+    with ListeningClient(app_mode_server.url, token_of(app_mode_server)) as client:
         props = client.tools()["tiny_app"].input_schema["properties"]
         assert set(props) == {"text", "seed", "steps", "output_path", "overwrite"}
         result = client.call("tiny_app", {"text": "a green square", "steps": 1})

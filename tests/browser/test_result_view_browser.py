@@ -52,6 +52,13 @@ def serve_host(route: Any) -> None:
 
 
 @pytest.fixture(scope="module")
+def ui_server(servers: Any) -> ComfyServer:
+    """The result view loads no ComfyUI frontend: the server with the frontend ComfyUI pins is enough."""
+    server: ComfyServer = servers.panel(None)
+    return server
+
+
+@pytest.fixture(scope="module")
 def host_page(ui_server: ComfyServer, browser: Any) -> Iterator[Any]:
     subprocess.run([str(JS / "install.sh")], check=True)
     context = browser.new_context(viewport={"width": 1000, "height": 2800})
