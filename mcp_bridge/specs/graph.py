@@ -272,8 +272,10 @@ def build_prompt(
 
 
 def default_folder() -> Path:
-    """The ``workflows/`` folder shipped with the extension."""
-    return Path(__file__).resolve().parents[2] / "workflows"
+    """The shipped tool specs: ``workflows/tools/``. Not ``workflows/`` itself: ComfyUI's template
+    browser lists every JSON file directly in a custom node's ``workflows/`` folder, and a spec is no
+    graph its editor can open (it showed an empty graph and a TypeError)."""
+    return Path(__file__).resolve().parents[2] / "workflows" / "tools"
 
 
 def read_workflow_file(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The tool specs the bridge serves: loaded once from ``workflows/``, compiled for the settings.
+"""The tool specs the bridge serves: loaded once from ``workflows/tools/``, compiled for the settings.
 
 A broken spec never stops the bridge: it is left out and the reason is logged and kept, like a
 workflow template that needs a node class ComfyUI does not have.

@@ -184,7 +184,7 @@ def load_video_catalog(
     folder: Path | None = None,
 ) -> VideoCatalog:
     """Every video spec of ``folder`` (default ``workflows/video``) whose nodes ComfyUI has."""
-    where = folder or default_folder() / "video"
+    where = folder or default_folder().parent / "video"
     modes: dict[tuple[str, str], VideoMode] = {}
     problems: dict[str, str] = {}
     for path in sorted(where.glob("*.json")):

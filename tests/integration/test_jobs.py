@@ -196,7 +196,7 @@ async def test_cancelling_a_pending_job_means_it_never_runs(comfy: ComfyServer) 
 
 def foreign_txt2img(model: str, steps: int, size: int, prefix: str) -> dict[str, Any]:
     """A slow txt2img workflow as another ComfyUI client would queue it (the shipped graph, no bridge)."""
-    spec = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    spec = json.loads((Path(__file__).parents[2] / "workflows" / "tools" / "txt2img.json").read_text())
     prompt = {node_id: node for node_id, node in spec.items() if not node_id.startswith("_")}
     prompt["4"]["inputs"]["ckpt_name"] = model
     prompt["3"]["inputs"].update(steps=steps, seed=random.randrange(2**40))

@@ -31,7 +31,7 @@ def anyio_backend() -> str:
 
 def spec(tool: str, *, writer: bool = False) -> dict[str, Any]:
     """A stored published txt2img tool (as the publish route writes it), optionally with a writer node."""
-    data = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    data = json.loads((Path(__file__).parents[2] / "workflows" / "tools" / "txt2img.json").read_text())
     data["4"]["inputs"]["ckpt_name"] = "tiny.safetensors"
     data["_bridge"] = {
         "tool": tool,

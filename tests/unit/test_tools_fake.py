@@ -262,7 +262,7 @@ async def test_list_tools_read_the_backend(tmp_path: Path) -> None:
 
 
 async def test_a_spec_in_a_tool_folder_becomes_a_tool(tmp_path: Path) -> None:
-    spec = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    spec = json.loads((Path(__file__).parents[2] / "workflows" / "tools" / "txt2img.json").read_text())
     spec["_bridge"] = {
         "tool": "quick_sketch",
         "description": "A quick 2-step sketch of the prompt.",
@@ -286,7 +286,7 @@ def tool_folder(
     root: Path, inputs: dict[str, Any], nodes: dict[str, dict[str, Any]] | None = None, **settings: Any
 ) -> Settings:
     """Settings with one tool spec over the shipped txt2img workflow (``nodes``: node inputs changed)."""
-    spec = json.loads((Path(__file__).parents[2] / "workflows" / "txt2img.json").read_text())
+    spec = json.loads((Path(__file__).parents[2] / "workflows" / "tools" / "txt2img.json").read_text())
     spec["_bridge"] = {"tool": "mine", "description": "A tool of the user's.", "inputs": inputs}
     spec["4"]["inputs"]["ckpt_name"] = "tiny.safetensors"
     for node, changes in (nodes or {}).items():

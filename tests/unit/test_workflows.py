@@ -23,7 +23,7 @@ from mcp_bridge.specs.graph import (
     read_workflow_file,
 )
 
-SHIPPED = Path(__file__).resolve().parents[2] / "workflows"
+SHIPPED = Path(__file__).resolve().parents[2] / "workflows" / "tools"
 
 
 @dataclass
