@@ -78,6 +78,8 @@ done
 # 4. Tiny models (deterministic, cached by the generator itself).
 log "tiny models"
 (cd "$root" && "$py" -m testbed.tiny_models "$cache/models")
+# The tiny SD3 split files (shapes from ComfyUI's own classes: after the ComfyUI trees; 1.8 GB, ~30 s once).
+(cd "$root" && "$py" -m testbed.tiny_families "$cache/models")
 
 # 5. Node MCP clients for the third-party client tests (TypeScript SDK, mcp-remote), from the lock.
 log "node clients"

@@ -48,7 +48,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_model_paths(path: Path, *, inpaint_models: bool = False) -> None:
+def _write_model_paths(path: Path, *, inpaint_models: bool = False, family_models: bool = False) -> None:
     # One section pointing ComfyUI at the generated tiny models (YAML is a superset of JSON); with
     # inpaint_models a second one adds the inpainting checkpoint to the checkpoints.
     section = {
@@ -61,6 +61,9 @@ def _write_model_paths(path: Path, *, inpaint_models: bool = False) -> None:
     sections: dict[str, dict[str, str]] = {"tiny_models": section}
     if inpaint_models:
         sections["tiny_inpaint_models"] = {"base_path": str(MODELS / "inpaint"), "checkpoints": "checkpoints"}
+    if family_models:  # the tiny SD3 split files (testbed/tiny_families.py)
+        folders = ("diffusion_models", "text_encoders", "vae", "loras")
+        sections["tiny_family_models"] = {"base_path": str(MODELS / "families"), **{f: f for f in folders}}
     path.write_text(json.dumps(sections, indent=2))
 
 
@@ -89,6 +92,7 @@ class ComfyServer:
         test_nodes: Sequence[str] = (),
         frontend: str | None = None,
         inpaint_models: bool = False,
+        family_models: bool = False,
     ) -> None:
         self.version = version
         self.frontend = frontend  # a comfyui-frontend-package version instead of the one ComfyUI pins
@@ -98,6 +102,7 @@ class ComfyServer:
         self.extra_env = dict(env or {})
         self.test_nodes = list(test_nodes)  # folders of testbed/custom_nodes to link into custom_nodes
         self.inpaint_models = inpaint_models  # also serve the tiny inpainting checkpoint (a 2nd one)
+        self.family_models = family_models  # also serve the tiny SD3 split files (a 2nd image model)
         self._own_tmp = base_dir is None
         self.base_dir = base_dir or Path(tempfile.mkdtemp(prefix=f"comfy-{version}-"))
         self.log_path = self.base_dir / "comfyui.log"
@@ -172,7 +177,11 @@ class ComfyServer:
             node_link = self.base_dir / "custom_nodes" / name
             if not node_link.exists():
                 node_link.symlink_to(TEST_NODES / name, target_is_directory=True)
-        _write_model_paths(self.base_dir / "extra_model_paths.yaml", inpaint_models=self.inpaint_models)
+        _write_model_paths(
+            self.base_dir / "extra_model_paths.yaml",
+            inpaint_models=self.inpaint_models,
+            family_models=self.family_models,
+        )
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
         self._log_file = log
         self.process = subprocess.Popen(

@@ -11,7 +11,15 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 
 from ..comfyui.backend import NodeInput
 from .params import (
@@ -41,6 +49,10 @@ _OUTPUT_PATH = Field(
 )
 _OVERWRITE = Field(description="Replace an existing output_path.")
 _NAME = Field(min_length=1, max_length=128)
+_TEXT_ENCODERS = Field(max_length=4)
+# Plain schemas for tools/list (file names, at most 4; validated by the field): lean drops the null.
+_FILES = WithJsonSchema({"anyOf": [{"type": "array"}, {"type": "null"}]})
+_FILE = WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}]})
 # Kinds whose slot value the pipeline works out (a default model, a random seed, a staged file).
 RESOLVED_KINDS = frozenset({"model", "seed", "image", "images", "mask"})
 
@@ -109,6 +121,12 @@ def compile_arguments(
     for item in spec.inputs:
         node = _node_input(spec, item, node_inputs)
         fields[item.name] = _field(spec, item, node, limits, defaults)
+    if spec.family_files:
+        fields["text_encoders"] = (
+            Annotated[list[Annotated[str, _NAME]] | None, _TEXT_ENCODERS, _FILES],
+            None,
+        )
+        fields["vae"] = (Annotated[str | None, _NAME, _FILE], None)
     fields["output_path"] = (Annotated[str | None, _OUTPUT_PATH], None)
     fields["overwrite"] = (Annotated[bool, _OVERWRITE], False)
     name = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_")) + "Arguments"

@@ -20,8 +20,12 @@ A spec is an API-format workflow file whose ``"_bridge"`` entry also declares th
                  {"canvas": ["left", "right", "top", "bottom"], "source": "input_image"}],  # padded size
       "outputs": ["9"], "slots": {...}, "bypass": {...},
       "inpaint_model": {"model": "<model input>", "sampler": "<id>", "vae": ["<id>", 2],
-                        "pixels": ["<id>", 0], "mask": ["<id>", 0]}   # when that checkpoint is an
-    }                                                                   # inpainting model
+                        "pixels": ["<id>", 0], "mask": ["<id>", 0]},  # when that checkpoint is an
+                                                                      # inpainting model
+      "families": "<model input>",  # any image model family runs: the all-in-one graph is rebuilt for
+                                    # the model's family (specs/families)
+      "family_files": true          # also the text_encoders and vae arguments (else picked for the family)
+    }
 
 The workflow side (slots, bypasses, LoRA chaining, output prefixes) is :mod:`.workflows`; this module
 adds what the caller sees. Bounds a spec leaves out come from ComfyUI's node definitions when the
@@ -163,6 +167,8 @@ class ToolSpec:
     inputs: tuple[InputSpec, ...]
     checks: tuple[Check, ...] = ()
     inpaint_model: InpaintSwitch | None = None
+    families: str | None = None  # the model input whose file's family decides the graph
+    family_files: bool = False  # takes text_encoders and vae
 
     @property
     def output_kinds(self) -> frozenset[str] | None:
@@ -235,7 +241,18 @@ def parse_spec(name: str, data: Mapping[str, Any]) -> ToolSpec:
         if check.scale and not any(i.name == check.scale and i.kind == "model" for i in inputs):
             raise SpecError(f"check {check.rule!r}: 'scale' must name a model input (the upscale model)")
     inpaint = _parse_inpaint(meta["inpaint_model"], inputs, template) if "inpaint_model" in meta else None
-    return ToolSpec(tool, title, description, template, inputs, checks, inpaint)
+    families = meta.get("families")
+    if families is not None:
+        if not any(i.name == families and i.kind == "model" and i.folder == "checkpoints" for i in inputs):
+            raise SpecError("'families' must name the spec's checkpoints model input")
+        if not template.supports_loras:  # exactly one CheckpointLoaderSimple: the graph families rebuild
+            raise SpecError("'families' needs exactly one CheckpointLoaderSimple in the workflow")
+    family_files = meta.get("family_files", False)
+    if family_files is not False and (family_files is not True or families is None):
+        raise SpecError("'family_files' is true or false, with 'families'")
+    if family_files and {"text_encoders", "vae"} & {i.name for i in inputs}:
+        raise SpecError("'family_files' adds the text_encoders and vae arguments itself")
+    return ToolSpec(tool, title, description, template, inputs, checks, inpaint, families, family_files)
 
 
 def _parse_inpaint(raw: object, inputs: tuple[InputSpec, ...], template: Template) -> InpaintSwitch:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..comfyui.artifacts import MIME_BY_EXTENSION, OCTET_STREAM, mime_for
 from ..delivery.paths import PathPolicy, PathRejected
@@ -21,6 +21,7 @@ from ..engine.ids import output_link
 from ..engine.peers import PeerError
 from ..mcp.toolset import Toolset
 from ..specs.graph import available_preprocessors
+from .families import describe
 from .services import Services
 from .video import VideoCatalog, VideoFamilyInfo
 
@@ -45,7 +46,10 @@ class ControlNetList(NameList):
 
 
 class ModelList(NameList):
-    """Checkpoint names, and the video model families generate_video supports here."""
+    """Checkpoint names, every image model with its family, and the video families."""
+
+    model_config = ConfigDict(extra="allow")  # image_models: every image model with its family (issue
+    # 21), outside the advertised schema: {name, folder, family, runnable, text_encoders, vae, missing}
 
     video_families: list[VideoFamilyInfo] = Field(
         default_factory=list,
@@ -82,12 +86,15 @@ def register(tools: Toolset, services: Services, videos: VideoCatalog | None = N
 
     @tools.tool(annotations=READ_ONLY)
     async def list_models() -> ModelList:
-        """Checkpoints, for `model`; and generate_video's families: which can run, what each needs."""
+        """Image models for `model` (image_models: family, files or what is missing); generate_video's
+        families and what each needs."""
 
         def read() -> ModelList:
             names = comfy.model_files("checkpoints")
             families = videos.report(comfy.model_files) if videos is not None else []
-            return ModelList(names=names, count=len(names), video_families=families)
+            images = [m.model_dump() for m in describe(services)]
+            extra = {"image_models": images}  # outside the advertised schema (tools/list budget)
+            return ModelList(names=names, count=len(names), video_families=families, **extra)
 
         return await asyncio.to_thread(read)
 

@@ -35,6 +35,7 @@ from ..specs.graph import (
 )
 from ..specs.sizes import SizeCheck, source_checks
 from ..specs.spec import InputSpec, ToolSpec
+from . import families
 from .context import roots_of
 from .errors import Refused
 from .jobs import follow_job
@@ -63,11 +64,12 @@ def add_spec_tool(toolset: Toolset, services: Services, spec: ToolSpec, model: t
             raise Refused(f"invalid arguments: {params.explain(exc)}") from None
         return await run_spec(services, spec, parsed, ctx)
 
+    schema, description = families.advertise(services, spec, model.model_json_schema())
     toolset.add_spec_tool(
         spec.name,
         call,
-        schema=model.model_json_schema(),
-        description=spec.description,
+        schema=schema,
+        description=description,
         title=spec.title,
         annotations=GENERATES,
     )
@@ -83,8 +85,14 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
     """Check, stage, build and queue one validated call of ``spec``; a refusal (a layer's exception,
     :mod:`.errors`) leaves nothing queued or written."""
     limits = type(p).limits
-    chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p)  # folder listings
-    inpaint, noise_mask_input = await _inpaint_plan(services, spec, chosen)
+    family = await asyncio.to_thread(families.prepare, services, spec, p) if spec.families else None
+    if family is not None:  # the model's family: its files, defaults, and graph (issue 21)
+        p = family.arguments
+    picked = {spec.families: family.model} if spec.families and family else {}
+    chosen, loras, controls = await asyncio.to_thread(_resolve_names, services, spec, p, picked)
+    inpaint, noise_mask_input = (None, False)
+    if family is None or family.plan is None:
+        inpaint, noise_mask_input = await _inpaint_plan(services, spec, chosen)
     arguments = {i.name: getattr(p, i.name) for i in spec.inputs}
     sizes = source_checks(spec, arguments, limits, await _scales(services, spec, chosen))
     output_path, overwrite = p.destination
@@ -140,7 +148,10 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
             inpaint_model=inpaint,
             noise_mask_input=noise_mask_input,
         )
+        if family is not None:
+            prompt = family.build(prompt)
         meta = {**_report(spec, p, chosen, seeds, loras, staged, steps), **_frames_report(frames)}
+        meta |= family.report if family is not None else {}
         if spec.inpaint_model is not None:
             meta["inpaint_conditioning"] = "model" if inpaint else "noise_mask"
         copies = [s.path for s in (*staged.values(), *control_images, *_all(frames))]
@@ -161,14 +172,15 @@ async def submit_spec(services: Services, spec: ToolSpec, p: ToolArguments, ctx:
 
 
 def _resolve_names(
-    services: Services, spec: ToolSpec, p: ToolArguments
+    services: Services, spec: ToolSpec, p: ToolArguments, picked: dict[str, str] | None = None
 ) -> tuple[dict[str, str], list[params.LoraParam], list[ControlStep]]:
-    # Worker thread: every name the caller gave must be installed; omitted models get the default pick.
+    # Worker thread: every name the caller gave must be installed; omitted models get the default pick
+    # (``picked``: models already chosen, by input name).
     comfy = services.comfy
-    chosen: dict[str, str] = {}
+    chosen: dict[str, str] = dict(picked or {})
     for item in spec.inputs:
         value = getattr(p, item.name)
-        if item.kind == "model":
+        if item.kind == "model" and item.name not in chosen:
             chosen[item.name] = _pick_model(services, item, value)
         elif item.kind == "sampler":
             chosen[item.name] = params.check_name("sampler", value, comfy.samplers())

@@ -10,6 +10,7 @@ from ..delivery.previews import EarlyPreviews
 from ..engine.jobs import JobRegistry
 from ..engine.peers import Peers
 from ..engine.runner import JobRunner
+from ..specs.families.catalog import FamilyCatalog
 from ..specs.library import ParamModels, SpecLibrary
 
 
@@ -26,3 +27,4 @@ class Services:
     settings_error: str | None = None  # why the settings file was refused (defaults then apply)
     peers: Peers = field(default_factory=lambda: Peers("local", {}))  # other instances (issue 16)
     previews: EarlyPreviews | None = None  # result files prepared from their executed events on
+    families: FamilyCatalog | None = None  # the image model families this ComfyUI runs (read once, on use)

@@ -229,9 +229,15 @@ ENCODERS: dict[str, Shapes] = {
 
 
 def write_header_only(
-    path: Path, shapes: Shapes, dtype: str = "BF16", metadata: dict[str, str] | None = None
+    path: Path,
+    shapes: Shapes,
+    dtype: str = "BF16",
+    metadata: dict[str, str] | None = None,
+    *,
+    data: bool = True,
 ) -> Path:
-    """A safetensors file with this header and a sparse data section of the right length."""
+    """A safetensors file with this header and a sparse data section of the right length (``data``
+    False: no data section at all — a loader fails at once, header readers still read it)."""
     header: dict[str, object] = {}
     offset = 0
     size = 2 if dtype in ("BF16", "F16") else 4
@@ -247,7 +253,8 @@ def write_header_only(
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         fh.write(struct.pack("<Q", len(raw)) + raw)
-        fh.truncate(8 + len(raw) + offset)
+        if data:
+            fh.truncate(8 + len(raw) + offset)
     return path
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from ...comfyui.headers import HeaderShapes, TensorHeader, read_tensor_header
 
-Role = Literal["checkpoint", "diffusion_model", "text_encoder", "vae", "unknown"]
+Role = Literal["checkpoint", "diffusion_model", "controlnet", "text_encoder", "vae", "unknown"]
 Shapes = HeaderShapes
 CHECKPOINT_PREFIX = "model.diffusion_model."
 
@@ -196,6 +196,8 @@ def _unet(shapes: Shapes, prefix: str) -> Detection:
         width = context[1] if context and len(context) > 1 else None
         family = {768: "sd1", 1024: "sd2"}.get(width or 0, "unet")
         marker = "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
+    if prefix + "zero_convs.0.0.weight" in shapes:  # an LDM ControlNet: a UNet's input side + zero convs
+        return Detection("controlnet", family, in_channels=channels, marker="zero_convs.0.0.weight")
     return Detection("diffusion_model", family, in_channels=channels, marker=marker)
 
 
