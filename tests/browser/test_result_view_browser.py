@@ -194,3 +194,26 @@ def test_four_variations_are_a_batch_of_four_seeds_each_with_its_own_actions(
     assert "a red kite over the sea" in (again.locator("h2").text_content() or "")
     view.locator("body").screenshot(path=str(artifacts / "result-view-variations.png"))
     assert PAGE_ERRORS == []
+
+
+def test_edit_sends_the_result_and_the_instruction_to_edit_image(host_page: Any, artifacts: Path) -> None:
+    args = {"prompt": "a small house", "width": 64, "height": 64, "steps": 2, "seed": seed()}
+    view = open_view(host_page, "generate_image", args, "A small house, then edit it")
+    first = run_box(view, 0)
+    wait_state(first, "done")
+    uri = first.locator("figure").first.get_attribute("data-uri")
+    first.locator("figure button[data-action='edit']").first.click()
+    field = first.locator("figure .form input").first
+    field.fill("make the roof red")
+    field.press("Enter")
+    edited = run_box(view, 1)
+    # The test bed has no edit model: the call reaches edit_image with valid arguments (the result as
+    # input_image, the instruction) and the bridge's refusal says what to install, shown in the view.
+    wait_state(edited, "error", timeout_s=60)
+    assert edited.get_attribute("data-tool") == "edit_image"
+    assert "make the roof red" in (edited.locator("h2").text_content() or "")
+    status = edited.locator(".status").text_content() or ""
+    assert "no edit model is installed" in status and "flux1_kontext" in status, status
+    assert uri and uri.startswith("comfy://")
+    view.locator("body").screenshot(path=str(artifacts / "result-view-edit.png"))
+    assert PAGE_ERRORS == []
