@@ -454,6 +454,12 @@ def test_the_panel_script_is_served_to_the_frontend(comfy: ComfyServer) -> None:
     script = call(comfy, "GET", ours[0])
     assert script.status == 200 and "registerExtension" in script.text
     assert "innerHTML" not in script.text
+    # Its modules (.mjs: not listed, so not imported as extensions) are served as JavaScript.
+    base = ours[0].rsplit("/", 1)[0]
+    for module in ("mcp_bridge_common.mjs", "mcp_bridge_publish.mjs"):
+        served = call(comfy, "GET", f"{base}/{module}")
+        assert served.status == 200 and served.headers.get("Content-Type", "").startswith("text/javascript")
+        assert "innerHTML" not in served.text and f'from "./{module}"' in script.text
 
 
 async def _profile_change(comfy: ComfyServer, profile: str) -> tuple[Reply, set[str], int]:
