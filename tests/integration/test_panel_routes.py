@@ -458,7 +458,8 @@ def test_the_panel_script_is_served_to_the_frontend(comfy: ComfyServer) -> None:
     base = ours[0].rsplit("/", 1)[0]
     for module in ("mcp_bridge_common.mjs", "mcp_bridge_publish.mjs"):
         served = call(comfy, "GET", f"{base}/{module}")
-        assert served.status == 200 and served.headers.get("Content-Type", "").startswith("text/javascript")
+        kind = served.headers.get("Content-Type", "").split(";")[0]
+        assert served.status == 200 and kind in ("text/javascript", "application/javascript"), kind
         assert "innerHTML" not in served.text and f'from "./{module}"' in script.text
 
 
