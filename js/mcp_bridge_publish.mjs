@@ -2,6 +2,7 @@
 // it as an MCP tool, list, edit and unpublish the published ones. Loaded by mcp_bridge_panel.js (an
 // .mjs module, so ComfyUI does not import it as an extension of its own).
 
+import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 import { ago, answer, clear, el, post, state, ui } from "./mcp_bridge_common.mjs";
 
