@@ -28,7 +28,8 @@ async def entry_of(http: aiohttp.ClientSession, url: str, workflow: dict[str, An
     async with http.get(f"{url}/history", params={"max_items": "8"}) as resp:
         entries = await resp.json()
     for entry in reversed(list(entries.values())):
-        if entry["prompt"][2] == workflow:
+        ran = {k: v for k, v in entry["prompt"][2].items() if v["class_type"] != "MCPBridgeResultPreview"}
+        if ran == workflow:  # the bridge's own preview nodes aside (issue 25)
             return dict(entry)
     raise LookupError("no history entry runs this workflow")
 

@@ -7,7 +7,9 @@ Paths, interleaved call by call in a shuffled order each round (drift hits all a
   ``debug_run_workflow`` with the same workflow (result with its WebP preview), with and without a
   progress callback.
 
-Workloads: model-free (EmptyImage 64² -> SaveImage), tiny txt2img 64² (2 steps), txt2img 512².
+Workloads: model-free (EmptyImage 64² -> SaveImage), tiny txt2img 64² (2 steps), txt2img 512²; big
+results (issue 25): upscale-1024/-2048/-4096 (the tiny x4 ESRGAN on a fresh random image of a quarter
+the side, written to each ComfyUI's input folder before the call, so nothing is cached) and txt2img-1024.
 Overhead = the call's wall time minus ComfyUI's own execution (its history's ``execution_start`` to
 ``execution_success``, ms stamps); "after end" = the moment the call returned minus
 ``execution_success`` (one clock: the same machine). Prints medians, p90, max and the ratios of the
@@ -16,6 +18,7 @@ the bound we hold ourselves to: every MCP call returns within 1 s of its job's e
 once asserted by tests/integration/test_queue_faults.py (a speed goal, so measured here).
 
     python bench/overhead.py [--runs 40[,20,8]] [--workloads model-free,txt2img-64,txt2img-512]
+    python bench/overhead.py --workloads upscale-1024,upscale-2048 --paths "raw + view,streamable-2026"
     python -m bench.overhead ... [--against /path/to/other/checkout]   # before vs after, interleaved
 """
 
@@ -38,18 +41,36 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import entry_of, quantiles, stamps  # noqa: E402
+from bench._common import execution, quantiles, stamps  # noqa: E402
 from testbed.mcp_client import WAYS, connect  # noqa: E402
-from testbed.sample_workflows import empty_image, txt2img  # noqa: E402
+from testbed.sample_workflows import empty_image, txt2img, upscale  # noqa: E402
 from testbed.server import EXTENSION_DIR_NAME, LATEST, VERSIONS, ComfyServer  # noqa: E402
+
+INPUT_DIRS: list[Path] = []  # every benched ComfyUI's input folder
+
+
+def fresh_upscale(side: int) -> dict[str, Any]:
+    """The x4 upscale of a new random image of ``side / 4`` (in every ComfyUI's input folder)."""
+    name = f"bench-up-{uuid.uuid4().hex[:12]}.png"
+    pixels = np.random.default_rng().integers(0, 256, (side // 4, side // 4, 3), dtype=np.uint8)
+    for folder in INPUT_DIRS:
+        Image.fromarray(pixels).save(folder / name, compress_level=1)
+    return upscale(name, "bench-up")
+
 
 WORKLOADS: dict[str, Callable[[], dict[str, Any]]] = {
     "model-free": lambda: empty_image("bench"),
     "txt2img-64": lambda: txt2img(random.randrange(2**32), 64),
     "txt2img-512": lambda: txt2img(random.randrange(2**32), 512),
+    "txt2img-1024": lambda: txt2img(random.randrange(2**32), 1024),
+    "upscale-1024": lambda: fresh_upscale(1024),
+    "upscale-2048": lambda: fresh_upscale(2048),
+    "upscale-4096": lambda: fresh_upscale(4096),
 }
 RAW, VIEW = "raw", "raw + view"
 WARMUP = 3
@@ -60,6 +81,7 @@ class Sample:
     overhead: float  # wall minus ComfyUI's execution, s
     after_end: float  # return minus execution_success, s
     progress: int = 0  # progress notifications the call received
+    wall: float = 0.0  # the call's whole time, s: the result in hand
 
 
 @dataclass
@@ -99,7 +121,7 @@ class Raw:
         wall, returned = time.perf_counter() - t0, time.time()
         del self.ended[prompt_id]
         start, end = stamps(entry)
-        return Sample(wall - (end - start), returned - end)
+        return Sample(wall - (end - start), returned - end, wall=wall)
 
 
 async def mcp_call(
@@ -119,8 +141,9 @@ async def mcp_call(
     data = result.structured_content or {}
     assert not result.is_error and data.get("state") == "succeeded", result.content
     assert any(c.type == "image" for c in result.content), "no preview in the result"
-    start, end = stamps(await entry_of(http, url, workflow))
-    return Sample(wall - (end - start), returned - end, notices)
+    (prompt_id,) = data["prompt_ids"]  # the bridge adds its preview node: the prompt is not `workflow`
+    start, end = await execution(http, url, prompt_id)
+    return Sample(wall - (end - start), returned - end, notices, wall)
 
 
 async def open_paths(
@@ -146,7 +169,7 @@ async def open_paths(
 
 
 async def bench(
-    servers: dict[str, str], runs: list[int], workloads: list[str]
+    servers: dict[str, str], runs: list[int], workloads: list[str], keep: list[str] | None = None
 ) -> dict[str, dict[str, list[Sample]]]:
     """``servers``: label -> base URL; every path of every server, interleaved."""
     results: dict[str, dict[str, list[Sample]]] = {}
@@ -155,6 +178,8 @@ async def bench(
         paths: dict[str, Callable[[dict[str, Any]], Any]] = {}
         for label, url in servers.items():
             paths.update(await open_paths(stack, http, label, url))
+        if keep:
+            paths = {name: call for name, call in paths.items() if name.split(": ")[-1] in keep}
         for workload, count in zip(workloads, runs, strict=True):
             make = WORKLOADS[workload]
             times: dict[str, list[Sample]] = {name: [] for name in paths}
@@ -176,16 +201,18 @@ def table(workload: str, times: dict[str, list[Sample]]) -> list[str]:
     lines = [
         f"{workload} ({len(times[base])} calls per path) — overhead ms; ratios to '{base}'",
         "| path | median | p90 | max | median ratio | p90 ratio | after end median | after end max | "
-        "progress notices |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "wall median | progress notices |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, samples in times.items():
         med, p90, top = quantiles([s.overhead for s in samples])
         after_med, _, after_max = quantiles([s.after_end for s in samples])
         notices = sum(s.progress for s in samples) / len(samples)
+        wall = quantiles([s.wall for s in samples])[0]
         lines.append(
             f"| {name} | {med * 1000:.1f} | {p90 * 1000:.1f} | {top * 1000:.1f} | {med / base_med:.2f} | "
-            f"{p90 / base_p90:.2f} | {after_med * 1000:.1f} | {after_max * 1000:.1f} | {notices:.1f} |"
+            f"{p90 / base_p90:.2f} | {after_med * 1000:.1f} | {after_max * 1000:.1f} | {wall * 1000:.0f} | "
+            f"{notices:.1f} |"
         )
     return lines
 
@@ -212,6 +239,11 @@ def main() -> None:
     )
     parser.add_argument("--version", default=LATEST, choices=VERSIONS)
     parser.add_argument(
+        "--paths",
+        default="",
+        help="comma-separated paths to run (default all), e.g. 'raw + view,streamable-2026'",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         help="another checkout of the bridge (e.g. a git worktree of main) on a "
@@ -229,14 +261,16 @@ def main() -> None:
         parser.error(f"unknown workloads {sorted(unknown)}; valid: {', '.join(WORKLOADS)}")
     logging.disable(logging.INFO)  # the SDK client logs every HTTP request at INFO
     with contextlib.ExitStack() as stack:
-        servers = {"": stack.enter_context(server(args.version, None)).url}
+        this = stack.enter_context(server(args.version, None))
+        INPUT_DIRS.append(this.input_dir)
+        servers = {"": this.url}
         if args.against:
-            servers = {
-                "after": servers[""],
-                "before": stack.enter_context(server(args.version, args.against)).url,
-            }
+            other = stack.enter_context(server(args.version, args.against))
+            INPUT_DIRS.append(other.input_dir)
+            servers = {"after": this.url, "before": other.url}
         print(f"ComfyUI {args.version}, interleaved, shuffled each round", flush=True)
-        asyncio.run(bench(servers, runs, workloads))
+        keep = [p for p in args.paths.split(",") if p] if args.paths else None
+        asyncio.run(bench(servers, runs, workloads, keep))
 
 
 if __name__ == "__main__":

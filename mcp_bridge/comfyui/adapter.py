@@ -22,6 +22,28 @@ from .backend import NodeInput, PromptEvent, PromptOutcome, QueueView, ServerOpt
 
 log = logging.getLogger("comfyui_mcp_bridge")
 
+PREVIEW_NODE = "MCPBridgeResultPreview"  # delivery/tensor_previews.ResultPreview, registered by the package
+
+
+def with_result_previews(prompt: dict[str, Any], prompt_id: str) -> dict[str, Any]:
+    """``prompt`` with one preview node per ``SaveImage`` (keyed ``<prompt id>/<node id>``), first in the
+    prompt so ComfyUI runs it before the save; unchanged where the node is not registered."""
+    import nodes
+
+    if PREVIEW_NODE not in nodes.NODE_CLASS_MAPPINGS:
+        return prompt
+    added = {
+        f"{node_id}-preview": {
+            "class_type": PREVIEW_NODE,
+            "inputs": {"images": node["inputs"]["images"], "key": f"{prompt_id}/{node_id}"},
+        }
+        for node_id, node in prompt.items()
+        if isinstance(node, dict)
+        and node.get("class_type") == "SaveImage"
+        and isinstance(node.get("inputs", {}).get("images"), list)
+    }
+    return {**added, **prompt} if added else prompt
+
 
 def running_server() -> Any | None:
     """Return ComfyUI's ``PromptServer.instance``, or None outside a running ComfyUI."""
@@ -648,6 +670,7 @@ class Comfy:
         request = {"prompt": prompt, "client_id": self._client_id, "prompt_id": prompt_id, "extra_data": {}}
         request = server.trigger_on_prompt(request)
         prompt = compat.with_node_replacements(server, request.get("prompt", prompt))
+        prompt = with_result_previews(prompt, prompt_id)
         extra_data: dict[str, Any] = dict(request.get("extra_data") or {})
         extra_data["client_id"] = self._client_id
         outputs = await self._check(prompt, prompt_id)

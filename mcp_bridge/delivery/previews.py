@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..comfyui.artifacts import MIME_BY_EXTENSION, Artifact, ArtifactInfo
 from ..comfyui.backend import ComfyBackend
 from ..engine.jobs import Job, JobRegistry, JobState
 from ..media import artifacts
+from . import tensor_previews
 from .paths import PathPolicy, PathRejected
 
 log = logging.getLogger("comfyui_mcp_bridge")
@@ -27,6 +29,7 @@ PREVIEW_SIDE = 512  # longest side of a result's previews
 # Jobs whose early previews are kept until their result is made (one runs at a time in ComfyUI; the
 # others are results nobody asked for yet): the oldest beyond this are dropped.
 KEEP_JOBS = 32
+MADE_WAIT_S = 30.0  # an in-prompt preview still encoding when its file is prepared
 
 
 def locate(path: Path, output_dir: str) -> Path:
@@ -44,14 +47,26 @@ class Prepared:
     preview: artifacts.Preview | None
 
 
-def prepare(path: Path, output_dir: str, artifact: Artifact, preview_side: int) -> Prepared:
-    """Check the file, measure it, make its preview (blocking: run it in a worker thread)."""
+def prepare(
+    path: Path,
+    output_dir: str,
+    artifact: Artifact,
+    preview_side: int,
+    made: Future[artifacts.Preview] | None = None,
+) -> Prepared:
+    """Check the file, measure it, make its preview — or take the one ``made`` from the image tensor
+    inside the prompt (:mod:`.tensor_previews`) — (blocking: run it in a worker thread)."""
     try:
         path = locate(path, output_dir)
         info = artifacts.describe(artifact, path)
     except (PathRejected, OSError) as exc:
         log.warning("mcp-bridge: output %s cannot be read: %s", artifact.relative_path, exc)
         return Prepared(None, None)
+    if made is not None:
+        try:
+            return Prepared(info, made.result(timeout=MADE_WAIT_S))
+        except Exception:  # noqa: BLE001 - the file is there: decode it instead
+            log.info("mcp-bridge: no in-prompt preview of %s; decoding the file", artifact.relative_path)
     return Prepared(info, artifacts.preview(artifact, path, max_side=preview_side))
 
 
@@ -79,10 +94,12 @@ class EarlyPreviews:
         started = self._jobs.pop(job.id, {})
         self._jobs[job.id] = started  # the newest last
         out = self.comfy.output_directory()
+        made = _made_previews(job, found)
         for artifact in found:
             if artifact.folder_type != "output" or artifact in started:
                 continue  # temp previews are no results
-            work = functools.partial(prepare, self.comfy.file_path(artifact), out, artifact, PREVIEW_SIDE)
+            path = self.comfy.file_path(artifact)
+            work = functools.partial(prepare, path, out, artifact, PREVIEW_SIDE, made.get(artifact))
             future = loop.run_in_executor(None, work)
             future.add_done_callback(_quiet)
             started[artifact] = future
@@ -108,6 +125,20 @@ class EarlyPreviews:
     def _cancel(futures: dict[Artifact, asyncio.Future[Prepared]]) -> None:
         for future in futures.values():
             future.cancel()
+
+
+def _made_previews(job: Job, found: tuple[Artifact, ...]) -> dict[Artifact, Future[artifacts.Preview]]:
+    """The in-prompt previews of ``found``'s still images, by their node's key and batch order."""
+    made: dict[Artifact, Future[artifacts.Preview]] = {}
+    for node_id in dict.fromkeys(a.node_id for a in found if a.kind == "image"):
+        files = [a for a in found if a.node_id == node_id and a.kind == "image"]
+        for prompt_id in job.prompt_ids:
+            futures = tensor_previews.STORE.take(f"{prompt_id}/{node_id}")
+            if futures is not None:
+                if len(futures) == len(files):  # else a mismatch: decode the files
+                    made.update(zip(files, futures, strict=True))
+                break
+    return made
 
 
 def _quiet(future: asyncio.Future[Prepared]) -> None:

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from _mcp_clients import ok, text
 from mcp.shared.exceptions import MCPError
@@ -15,6 +16,7 @@ from mcp.types import CallToolResult, ImageContent, ListRootsResult, ResourceLin
 from PIL import Image
 from pydantic import FileUrl
 
+from testbed import comfy_api
 from testbed.mcp_client import connect
 from testbed.server import ComfyServer
 from testbed.tiny_models import CHECKPOINT_NAME, LORA_A_NAME, LORA_B_NAME, UPSCALER_NAME
@@ -283,3 +285,31 @@ async def test_a_client_root_at_the_filesystem_root_allows_nothing(
         result = await client.call_tool("generate_image", args(output_path=str(target)))
     assert result.is_error and "Allowed folders" in text(result)
     assert not target.exists()
+
+
+async def test_a_big_result_is_previewed_from_the_image_inside_the_prompt(comfy: ComfyServer) -> None:
+    # Issue 25: a preview node beside SaveImage makes the WebP from the tensor; no full-size decode after.
+    source = Image.linear_gradient("L").resize((300, 200)).convert("RGB")
+    buf = io.BytesIO()
+    source.save(buf, "PNG")
+    async with connect("streamable-2026", comfy.url) as client:
+        result = await client.call_tool(
+            "upscale_image", {"input_image": base64.b64encode(buf.getvalue()).decode()}
+        )
+        data = ok(result)
+    (preview,) = [c for c in result.content if isinstance(c, ImageContent)]
+    with Image.open(io.BytesIO(base64.b64decode(preview.data))) as im:
+        assert preview.mime_type == "image/webp" and im.size == (512, 341)
+        small = np.asarray(im.convert("L"), dtype=np.float32)
+    with Image.open(files_of(comfy, data)[0]) as full:
+        assert full.size == (1200, 800)
+        expected = np.asarray(full.convert("L").resize((512, 341), Image.Resampling.BOX), dtype=np.float32)
+    assert float(np.abs(small - expected).mean()) < 6  # the same picture, from the tensor
+    (prompt_id,) = data["prompt_ids"]
+    entry = comfy_api.history(comfy.url, prompt_id)
+    assert entry is not None
+    prompt = entry["prompt"][2]
+    added = [node for node in prompt.values() if node["class_type"] == "MCPBridgeResultPreview"]
+    (save_id,) = [nid for nid, node in prompt.items() if node["class_type"] == "SaveImage"]
+    assert [node["inputs"]["key"] for node in added] == [f"{prompt_id}/{save_id}"]
+    assert "no in-prompt preview" not in comfy.log_text()
