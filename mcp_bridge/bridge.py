@@ -204,7 +204,7 @@ def build_tools(services: Services, published: Published | None = None) -> Tools
     for name, spec in services.specs.specs.items():
         add_spec_tool(toolset, services, spec, services.param_models[name])
     add_video_tool(toolset, services, videos)
-    add_edit_tool(toolset, services, edit_catalog(services.comfy))
+    add_edit_tool(toolset, services, edit_catalog(services))
     add_batch_tool(toolset, services)
     tools_jobs.register(toolset, services)
     tools_saving.register(toolset, services)

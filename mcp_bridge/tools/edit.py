@@ -19,7 +19,6 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from ..comfyui.backend import ComfyBackend
 from ..delivery.inputs import StagedImage, remove_staged
 from ..delivery.outputs import delivery, output_suffixes, plan_outputs
 from ..engine.ids import new_job_id
@@ -36,11 +35,13 @@ from ..specs.edit import (
     output_size,
     pick_modes,
 )
-from ..specs.families.catalog import Family, FamilyCatalog, load_families
-from ..specs.families.detect import Detection, detect_file
+from ..specs.families.catalog import Family, FamilyCatalog
+from ..specs.families.detect import Detection
 from ..specs.families.plan import FamilyRefused, Plan, make_plan
 from .context import roots_of
 from .errors import Refused, as_tool_error
+from .families import catalog as families_of
+from .families import detect
 from .jobs import follow_job
 from .pipeline import GENERATES, stage_image
 from .services import Services
@@ -94,12 +95,10 @@ def load_edit_catalog(
     return EditCatalog(offered, why)
 
 
-def edit_catalog(comfy: ComfyBackend) -> EditCatalog:
+def edit_catalog(services: Services) -> EditCatalog:
     """The edit modes of ``workflows/edit`` this ComfyUI can run (node classes, its families)."""
-    node_classes = comfy.node_class_names()
-    modes, left_out = load_edit_modes(node_classes)
-    families = load_families(node_classes, comfy.node_inputs, comfy.comfyui_version())
-    return load_edit_catalog(modes, left_out, families)
+    modes, left_out = load_edit_modes(services.comfy.node_class_names())
+    return load_edit_catalog(modes, left_out, families_of(services))
 
 
 @dataclass(frozen=True)
@@ -117,15 +116,11 @@ class Choice:
         return Loaders(plan.model, declared[0], declared[1], plan.encoders, plan.vae)
 
 
-def _detect(comfy: ComfyBackend, folder: str, names: Sequence[str]) -> dict[str, Detection]:
-    found = {}
-    for name in names:
-        path = comfy.model_path(folder, name)
-        found[name] = detect_file(path) if path is not None else Detection("unknown")
-    return found
+def _detect(services: Services, folder: str, names: Sequence[str]) -> dict[str, Detection]:
+    return {name: detect(services, folder, name) for name in names}
 
 
-def choose(catalog: EditCatalog, comfy: ComfyBackend, arguments: dict[str, Any]) -> Choice:
+def choose(catalog: EditCatalog, services: Services, arguments: dict[str, Any]) -> Choice:
     """The mode and files of one call (worker thread: lists folders, reads headers). Raises Refused
     for an unknown, uninstalled or non-edit model, a family that does not fit, too many references."""
     model, wanted = arguments.get("model"), arguments.get("family")
@@ -134,10 +129,11 @@ def choose(catalog: EditCatalog, comfy: ComfyBackend, arguments: dict[str, Any])
             f"unknown family {str(wanted)[:40]!r}; this ComfyUI edits with {', '.join(catalog.ids)}"
         )
     modes = [m for m, _ in catalog.modes if wanted in (None, m.id)]
+    comfy = services.comfy
     installed = comfy.model_files(MODEL_FOLDER)
     if model is not None and model not in installed:
-        _not_a_diffusion_model(comfy, str(model), installed)
-    detected = _detect(comfy, MODEL_FOLDER, [model] if model is not None else installed)
+        _not_a_diffusion_model(services, str(model), installed)
+    detected = _detect(services, MODEL_FOLDER, [model] if model is not None else installed)
     fitting = [
         (name, mode)
         for name, found in detected.items()
@@ -152,10 +148,13 @@ def choose(catalog: EditCatalog, comfy: ComfyBackend, arguments: dict[str, Any])
     name, mode = fitting[0]
     _check_references(mode, arguments.get("reference_images"))
     family = next(f for m, f in catalog.modes if m is mode)
-    encoders = _detect(comfy, "text_encoders", comfy.model_files("text_encoders"))
-    vaes = _detect(comfy, "vae", comfy.model_files("vae"))
+    encoders = _detect(services, "text_encoders", comfy.model_files("text_encoders"))
+    vaes = _detect(services, "vae", comfy.model_files("vae"))
+    wanted_encoders, wanted_vae = arguments.get("text_encoders"), arguments.get("vae")
     try:
-        plan = make_plan(family, name, MODEL_FOLDER, detected[name], encoders, vaes)
+        plan = make_plan(
+            family, name, MODEL_FOLDER, detected[name], encoders, vaes, wanted_encoders, wanted_vae
+        )
     except FamilyRefused as exc:
         raise Refused(f"{mode.title}: {exc}") from None
     return Choice(mode, plan)
@@ -182,10 +181,9 @@ def _check_reference_count(catalog: EditCatalog, references: object) -> None:
         )
 
 
-def _not_a_diffusion_model(comfy: ComfyBackend, model: str, installed: Sequence[str]) -> None:
-    if model in comfy.model_files("checkpoints"):
-        path = comfy.model_path("checkpoints", model)
-        found = detect_file(path) if path is not None else Detection("unknown")
+def _not_a_diffusion_model(services: Services, model: str, installed: Sequence[str]) -> None:
+    if model in services.comfy.model_files("checkpoints"):
+        found = detect(services, "checkpoints", model)
         if found.family in SD_FAMILIES or found.family is None:
             raise Refused(
                 f"{model[:120]} is a Stable Diffusion checkpoint, which cannot edit by instruction: use "
@@ -224,6 +222,7 @@ def edit_arguments(catalog: EditCatalog, limits: params.Limits) -> type[BaseMode
     image = Annotated[str, Field(min_length=1, max_length=limits.max_input_image_chars)]
     side = Annotated[int | None, Field(ge=64, le=limits.max_side, multiple_of=_MULTIPLE)]
     number = Annotated[float | None, Field(ge=0, le=100)]
+    name = Field(min_length=1, max_length=params.NAME_MAX_CHARS)
     families: Any = Literal.__getitem__(tuple(catalog.ids))
 
     class EditArguments(BaseModel):
@@ -248,6 +247,8 @@ def edit_arguments(catalog: EditCatalog, limits: params.Limits) -> type[BaseMode
         guidance: Annotated[number, Field(description="Flux families.")] = None
         cfg_scale: Annotated[number, Field(le=30, description="Qwen families.")] = None
         shift: Annotated[number, Field(description="Qwen families.")] = None
+        text_encoders: Annotated[list[Annotated[str, name]] | None, Field(max_length=4)] = None
+        vae: Annotated[str | None, name] = None
         width: Annotated[side, Field(description="Omitted: the input's aspect at about 1 megapixel.")] = None
         height: side = None
         output_path: Annotated[str | None, Field(min_length=1, max_length=4096)] = None
@@ -262,19 +263,6 @@ def edit_arguments(catalog: EditCatalog, limits: params.Limits) -> type[BaseMode
             return self
 
     return EditArguments
-
-
-def optional_plain(schema: dict[str, Any]) -> dict[str, Any]:
-    """Each optional argument as its plain type (``anyOf [X, null]`` and ``default: null`` dropped: an
-    omitted argument means the same, in fewer bytes of tools/list)."""
-    for prop in schema.get("properties", {}).values():
-        options = prop.get("anyOf")
-        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-            prop.update(next(o for o in options if o != {"type": "null"}))
-            del prop["anyOf"]
-        if "default" in prop and prop["default"] is None:
-            del prop["default"]
-    return schema
 
 
 def edit_description(catalog: EditCatalog) -> str:
@@ -300,14 +288,14 @@ def add_edit_tool(toolset: Toolset, services: Services, catalog: EditCatalog) ->
         except ValidationError as exc:
             raise Refused(f"invalid arguments: {params.explain(exc)}") from None
         values = parsed.model_dump()
-        chosen = await asyncio.to_thread(choose, catalog, services.comfy, values)
+        chosen = await asyncio.to_thread(choose, catalog, services, values)
         job = await _submit(services, chosen, values, ctx, limits)
         return await follow_job(services, job, ctx, services.settings.call_wait_s, cancel_on_abort=True)
 
     toolset.add_spec_tool(
         TOOL,
         call,
-        schema=optional_plain(model.model_json_schema()),
+        schema=model.model_json_schema(),
         description=edit_description(catalog),
         title="Edit an image",
         annotations=GENERATES,

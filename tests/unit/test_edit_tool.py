@@ -339,3 +339,20 @@ async def test_a_bad_reference_is_named_and_nothing_stays_staged(tmp_path: Path)
         assert queued(services) == []
     assert "reference_images[1]: no file named 'nope.png'" in text(result)
     assert staged(tmp_path) == []
+
+
+async def test_text_encoders_and_vae_may_be_named_and_must_fit(tmp_path: Path) -> None:
+    async with edit_bridge(tmp_path, {KONTEXT: mh.flux1()}) as (client, services):
+        base = {"input_image": png_b64((64, 64)), "instruction": "x"}
+        wrong = await client.call_tool("edit_image", {**base, "vae": "qwen_image_vae.safetensors"})
+        assert "qwen_image_vae.safetensors is a Wan 2.1 / Qwen-Image VAE" in text(wrong)
+        assert queued(services) == []
+        named = {
+            **base,
+            "text_encoders": ["t5xxl_fp16.safetensors", "clip_l.safetensors"],
+            "vae": "ae.safetensors",
+        }
+        result = await client.call_tool("edit_image", named)
+        assert not result.is_error, text(result)
+        (prompt,) = queued(services)
+    assert only(prompt, "DualCLIPLoader")["clip_name1"] == "clip_l.safetensors"
