@@ -35,6 +35,7 @@ from ..version import __version__
 from . import profiles
 from .apps import bind_result_view
 from .live_tools import LiveTools, announce_list_changes
+from .paging import page_tools
 from .routers import add_routers
 from .toolset import Toolset
 
@@ -110,7 +111,7 @@ class BridgeMCPServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        live = self.live.tools.get(name)
+        live = None if name in self.built_in else self.live.tools.get(name)  # built-in names always win
         if live is None:
             return await super().call_tool(name, arguments, context)
         context = context or Context(mcp_server=self)
@@ -170,6 +171,7 @@ def create_mcp_server(
     mcp.built_in = frozenset(tool.name for tool in tools)
     mcp.middleware.append(live.observe)
     announce_list_changes(lowlevel_server(mcp))
+    page_tools(lowlevel_server(mcp), mcp.list_tools)
     return mcp
 
 

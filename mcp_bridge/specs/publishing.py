@@ -33,6 +33,7 @@ MODEL_WIDGETS: dict[tuple[str, str], str] = {
 MODEL_FOLDERS = ("checkpoints", "loras", "vae", "upscale_models", "controlnet", "embeddings")
 IMAGE_WIDGETS = {("LoadImage", "image"): "image", ("LoadImageMask", "image"): "mask"}
 SEED_WIDGETS = frozenset({"seed", "noise_seed"})
+RESERVED_PREFIX = "debug_"  # the bridge's diagnostic tools, registered or not (debug_tools)
 MAX_INPUTS = 32
 MAX_TEXT = 2000
 
@@ -80,7 +81,7 @@ def check_tool_name(name: object, taken: Collection[str]) -> str:
     """A valid, free MCP tool name, or :class:`PublishRefused` saying what is valid."""
     if not isinstance(name, str) or not TOOL_NAME_RE.fullmatch(name):
         raise PublishRefused("the tool name must be 1-64 letters, digits, '_' or '-', starting with a letter")
-    if name in taken:
+    if name in taken or name.startswith(RESERVED_PREFIX):
         raise PublishRefused(f"a tool named {name!r} already exists; choose another name")
     return name
 

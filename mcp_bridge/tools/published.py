@@ -27,11 +27,12 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 
 from ..comfyui.backend import PromptRejected
+from ..mcp.paging import DESCRIPTION_CHARS, budget_schema
 from ..mcp.toolset import Toolset
 from ..specs.arguments import ToolArguments, compile_arguments
 from ..specs.graph import TemplateError, restrict
 from ..specs.library import check_spec_writes
-from ..specs.publishing import PublishRefused, build_spec, check_tool_name, parse_selection
+from ..specs.publishing import RESERVED_PREFIX, PublishRefused, build_spec, check_tool_name, parse_selection
 from ..specs.spec import SpecError, ToolSpec, parse_spec
 from .errors import Refused, as_tool_error
 from .pipeline import add_spec_tool
@@ -43,6 +44,7 @@ FOLDER = ("comfyui-mcp-bridge", "tools")
 MAX_PUBLISHED = 200
 ID_CHARS = frozenset("0123456789abcdef")
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+LIST_BYTES = 256 * 1024  # list_workflows with every input described, at most
 
 
 @dataclass
@@ -79,10 +81,21 @@ class Published:
         self._lock = asyncio.Lock()
 
     def attach(self, put: Callable[[Tool], None], drop: Callable[[str], None]) -> None:
-        """Serve the entries through ``put``/``drop`` (the MCP server's live tools)."""
+        """Serve the entries through ``put``/``drop`` (the MCP server's live tools). An entry stored
+        under a built-in tool's name (published before that tool existed, or a diagnostic tool's) is
+        listed unavailable and never served in its place."""
         self._put, self._drop = put, drop
-        for entry in self.entries.values():
-            put(entry.tool)
+        for entry in list(self.entries.values()):
+            if self.built_in(entry.name):
+                problem = f"the name {entry.name!r} is a built-in tool's; rename this workflow (Edit)"
+                self.entries[entry.id] = self._broken(entry.id, entry.data, problem)
+                log.warning("comfyui-mcp-bridge: published %s unavailable: %s", entry.name, problem)
+            else:
+                put(entry.tool)
+
+    def built_in(self, name: str) -> bool:
+        """Whether ``name`` is a built-in tool's (diagnostic tools' included, served or not)."""
+        return name in self.reserved or name.startswith(RESERVED_PREFIX)
 
     # -- loading --
 
@@ -138,7 +151,9 @@ class Published:
     def _tool(self, spec: ToolSpec, model: type[ToolArguments]) -> Tool:
         toolset = Toolset(errors=as_tool_error)
         add_spec_tool(toolset, self.services, spec, model)
-        return toolset.tools[0]
+        tool = toolset.tools[0]
+        tool.parameters = budget_schema(tool.parameters)  # 200 of them must still list (issue 24 #3)
+        return tool
 
     def names(self, exclude: str | None = None) -> set[str]:
         """Every tool name in use: built-in ones and the other published ones."""
@@ -209,6 +224,8 @@ class Published:
             meta = dict(entry.data["_bridge"])
             if name is not None:
                 meta["tool"] = meta["title"] = check_tool_name(name, self.names(exclude=entry.id))
+            elif self.built_in(entry.name):
+                raise PublishRefused(f"{entry.name!r} is a built-in tool's name: give this workflow another")
             if description is not None:
                 if not isinstance(description, str) or not description.strip():
                     raise PublishRefused("the description must say what the tool does")
@@ -226,7 +243,8 @@ class Published:
             entry = self._get(entry_id)
             await asyncio.to_thread((self.folder / f"{entry.id}.json").unlink, missing_ok=True)
             del self.entries[entry.id]
-            self._drop(entry.tool.name)
+            if not self.built_in(entry.name):
+                self._drop(entry.tool.name)
         await self._changed()
         return entry
 
@@ -238,10 +256,11 @@ class Published:
 
     def _replace(self, entry: Entry) -> None:
         old = self.entries.get(entry.id)
-        if old is not None:
+        if old is not None and not self.built_in(old.name):
             self._drop(old.tool.name)
         self.entries[entry.id] = entry
-        self._put(entry.tool)
+        if not self.built_in(entry.name):
+            self._put(entry.tool)
 
     async def _changed(self) -> None:
         if self.on_change is not None:
@@ -290,6 +309,17 @@ class Published:
         }
 
 
+def brief(views: list[dict[str, Any]]) -> dict[str, Any]:
+    """list_workflows' answer; when the views would pass :data:`LIST_BYTES`, each input is given by its
+    kind alone (200 wordy workflows must still fit in what a client reads at once)."""
+    if len(json.dumps(views)) <= LIST_BYTES:
+        return {"workflows": views}
+    for view in views:
+        view["description"] = str(view["description"])[:DESCRIPTION_CHARS]
+        view["inputs"] = {name: item["kind"] for name, item in view["inputs"].items()}
+    return {"workflows": views, "note": "inputs by kind only: describe_tool gives a workflow's arguments"}
+
+
 def folder_for(user_directory: str) -> Path:
     """Where the published tools of this ComfyUI are stored."""
     return Path(user_directory).joinpath(*FOLDER)
@@ -302,7 +332,7 @@ def register(toolset: Toolset, published: Published) -> None:
     async def list_workflows() -> dict[str, Any]:
         """List the workflows published as tools from ComfyUI's panel: name, description, inputs and
         whether each can run now (with the reason when not). Run one with run_workflow or by its name."""
-        return {"workflows": [await published.view(e) for e in list(published.entries.values())]}
+        return brief([await published.view(e) for e in list(published.entries.values())])
 
     @toolset.tool(
         annotations=ToolAnnotations(

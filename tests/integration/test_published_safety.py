@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.types import PaginatedRequestParams
 
 from testbed.mcp_client import connect
-from testbed.server import ComfyServer
+from testbed.server import VERSIONS, ComfyServer
 from tests.integration.test_publish import panel, publish_body, txt2img
 
 pytestmark = pytest.mark.anyio
@@ -49,33 +50,86 @@ async def test_an_output_node_that_writes_where_its_text_says_is_refused_at_publ
     assert not outside.exists()
 
 
-async def test_a_stored_tool_that_writes_anywhere_is_unavailable_after_a_restart(
-    comfy_factory: Callable[..., ComfyServer], tmp_path: Path
-) -> None:
-    base = tmp_path / "comfy"
+def stored_spec(tool: str, workflow: dict[str, Any], inputs: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    """A published tool as an earlier bridge (or a hand) stored it."""
+    bridge = {"tool": tool, "description": f"{tool}: stored before a restart", "inputs": inputs, **meta}
+    return {**workflow, "_bridge": bridge}
+
+
+def wordy(n: int, inputs: int = 32, chars: int = 2000) -> dict[str, Any]:
+    """A stored tool with ``inputs`` texts, each with a long saved text and description of its own."""
+    workflow = txt2img()
+    described: dict[str, Any] = {}
+    saved = (f"a long saved prompt of tool {n}, " * chars)[:chars]
+    for k in range(inputs):
+        workflow[str(100 + k)] = {"class_type": "CLIPTextEncode", "inputs": {"text": saved, "clip": ["4", 1]}}
+        described[f"text_{k}"] = {"kind": "text", "node": str(100 + k), "input": "text", "description": saved}
+    return stored_spec(f"wordy_{n}", workflow, described)
+
+
+@pytest.fixture(scope="module")
+def restarted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
+    """A ComfyUI started with published tools already stored: one whose output node writes where its
+    text says, one named like a built-in tool, and 198 wordy ones (200 in all, the cap)."""
+    base = tmp_path_factory.mktemp("restarted")
     stored = base / "user" / "comfyui-mcp-bridge" / "tools"
     stored.mkdir(parents=True)
-    outside = tmp_path / "escaped"
-    spec = {
-        **dataset_workflow("dataset"),
-        "_bridge": {
-            "tool": "dataset_dump",
-            "description": "Save images into a folder (stored by an older bridge)",
-            "inputs": {
-                "text": {"kind": "text", "node": "6", "input": "text"},
-                "folder": {"kind": "text", "node": "10", "input": "folder_name"},
-            },
-            "outputs": ["9", "10"],
-            "published": {"id": "0123456789ab"},
-        },
+    text = {"text": {"kind": "text", "node": "6", "input": "text"}}
+    folder = {"folder": {"kind": "text", "node": "10", "input": "folder_name"}}
+    specs = {
+        "0123456789ab": stored_spec(
+            "dataset_dump", dataset_workflow("dataset"), text | folder, outputs=["9", "10"]
+        ),
+        "0123456789ac": stored_spec("generate_image", txt2img(), text),
+        **{f"{n:012x}": wordy(n) for n in range(198)},  # 200 with the two above: the cap
     }
-    (stored / "0123456789ab.json").write_text(json.dumps(spec))
-    server = comfy_factory(base_dir=base)
-    needs_dataset_node(server)
-    async with connect("streamable-2025", server.url) as client:
+    for entry_id, spec in specs.items():
+        (stored / f"{entry_id}.json").write_text(json.dumps(spec))
+    server = ComfyServer(VERSIONS[0], base_dir=base)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_a_stored_tool_that_writes_anywhere_is_unavailable_after_a_restart(
+    restarted: ComfyServer, tmp_path: Path
+) -> None:
+    needs_dataset_node(restarted)
+    outside = tmp_path / "escaped"
+    async with connect("streamable-2025", restarted.url) as client:
         listed = await client.call_tool("list_workflows", {})
-        (view,) = (listed.structured_content or {})["workflows"]
-        assert not view["available"] and "folder_name" in view["problem"], view
+        views = {v["name"]: v for v in (listed.structured_content or {})["workflows"]}
+        assert not views["dataset_dump"]["available"] and "folder_name" in views["dataset_dump"]["problem"]
         result = await client.call_tool("dataset_dump", {"text": "a cat", "folder": str(outside)})
         assert result.is_error and "folder_name" in str(result.content[0])
     assert not outside.exists()
+
+
+async def test_a_stored_tool_named_like_a_built_in_never_runs_in_its_place(restarted: ComfyServer) -> None:
+    async with connect("streamable-2026", restarted.url) as client:
+        listed = await client.call_tool("list_workflows", {})
+        views = {v["name"]: v for v in (listed.structured_content or {})["workflows"]}
+        assert not views["generate_image"]["available"]
+        assert "built-in tool's" in views["generate_image"]["problem"]
+        arguments = {"prompt": "a red square", "width": 64, "height": 64, "steps": 1}
+        result = await client.call_tool("generate_image", arguments)  # the published one takes only "text"
+        assert not result.is_error, result.content
+
+
+async def test_two_hundred_wordy_published_tools_list_in_pages_an_sdk_client_reads(
+    restarted: ComfyServer,
+) -> None:
+    async with connect("streamable-2025", restarted.url) as client:
+        names: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            page = await client.session.list_tools(params=PaginatedRequestParams(cursor=cursor))
+            pages += 1
+            names += [tool.name for tool in page.tools]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        info = await client.call_tool("get_server_info", {})  # the session lives on
+    assert not info.is_error
+    assert pages > 1 and {f"wordy_{n}" for n in range(198)} <= set(names) and len(names) == len(set(names))
