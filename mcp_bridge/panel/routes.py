@@ -261,7 +261,12 @@ class Panel:
         length = request.content_length
         if length is None or length > max_bytes:
             raise Refused(413, f"The request body must have a Content-Length of at most {max_bytes} bytes")
-        raw = await request.content.read(length)
+        try:  # all of it: read(n) returns what has arrived so far
+            raw = await asyncio.wait_for(
+                request.content.readexactly(length), self.services.settings.request_body_timeout_s
+            )
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError):
+            raise Refused(400, "The request body ended before its Content-Length, or took too long") from None
         try:
             body = json.loads(raw or b"{}")
         except ValueError:

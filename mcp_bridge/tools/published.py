@@ -168,7 +168,7 @@ class Published:
         """Validate and store a workflow from the panel; replace ``body["id"]`` when given."""
         async with self._lock:
             entry_id = body.get("id")
-            if entry_id is not None and entry_id not in self.entries:
+            if entry_id is not None and (not isinstance(entry_id, str) or entry_id not in self.entries):
                 raise PublishRefused("there is no published tool with that id (it may have been unpublished)")
             if entry_id is None and len(self.entries) >= MAX_PUBLISHED:
                 raise PublishRefused(f"at most {MAX_PUBLISHED} workflows can be published; unpublish one")
