@@ -212,8 +212,8 @@ async def _present(services: Services, jobs: list[Job], varied: list[dict[str, A
     labels: list[str] = []
     for job, item in zip(jobs, varied, strict=True):
         entry: dict[str, Any] = {**item, "job_id": job.id, "state": job.state.value}
-        if not job.state.finished:
-            entry["error"] = f"still {job.message()}: call wait_job with job_id {job.id!r}"
+        if not job.state.finished:  # not a failure: the item is still on its way
+            entry["pending"] = f"still {job.message()}: call wait_job with job_id {job.id!r}"
         else:
             await services.runner.settled(job)
             try:
@@ -228,13 +228,23 @@ async def _present(services: Services, jobs: list[Job], varied: list[dict[str, A
         items.append(entry)
     content, sheet = await fit_budget(content, services.settings.result_inline_bytes, labels)
     failed = [i for i in items if "error" in i]
+    pending = [i for i in items if "pending" in i]
     files = sum(len(i.get("images", [])) for i in items)
-    summary = f"{TOOL}: {len(items) - len(failed)} of {len(items)} item(s) done, {files} file(s)"
+    done = len(items) - len(failed) - len(pending)
+    summary = f"{TOOL}: {done} of {len(items)} item(s) done, {files} file(s)"
+    if pending:
+        summary += "; not finished yet: " + "; ".join(f"item {i['index']}: {i['pending']}" for i in pending)
     if failed:
         summary += "; failed: " + "; ".join(f"item {i['index']}: {i['error']}" for i in failed)
     if sheet:
         summary += ". Previews over the result budget: one contact sheet, labelled by item number"
-    structured = {"items": items, "count": len(items), "failed": len(failed), "contact_sheet": sheet}
+    structured = {
+        "items": items,
+        "count": len(items),
+        "failed": len(failed),
+        "pending": len(pending),
+        "contact_sheet": sheet,
+    }
     return to_result(
         Presented(summary + ".", content, structured, is_error=len(failed) == len(items)),
     )

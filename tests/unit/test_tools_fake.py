@@ -623,3 +623,16 @@ async def test_bad_batches_are_refused_before_anything_is_queued(
         result = await client.call_tool("generate_batch", batch)
         assert result.is_error and expected in text(result), text(result)
         assert fake(services).queued == []
+
+
+async def test_a_batch_whose_items_are_still_queued_is_not_an_error(tmp_path: Path) -> None:
+    batch = {"prompts": ["a fox", "a cat"], "arguments": {"width": 64, "height": 64, "steps": 2}}
+    async with bridge(tmp_path, Settings(call_wait_s=1.0), hold=True) as (client, services):
+        result = await client.call_tool("generate_batch", batch)
+        fake(services).release()
+    assert not result.is_error, text(result)
+    data = result.structured_content
+    assert data is not None and (data["failed"], data["pending"]) == (0, 2)
+    for item in data["items"]:
+        assert "error" not in item and item["job_id"] in item["pending"] and "wait_job" in item["pending"]
+    assert "failed" not in text(result) and "not finished yet" in text(result)
