@@ -203,6 +203,13 @@ def main() -> None:
         print(f"  {n:4}  {reason}")
     print("node types lacking, by templates using them:")
     print("  " + ", ".join(f"{kind} {n}" for kind, n in found["lacking"].most_common(args.show)))
+    for oracle in sorted((ROOT / "artifacts").glob("templates_oracle_*.json")):
+        figures = json.loads(oracle.read_text("utf-8"))
+        print(
+            f"equal to the frontend's graphToPrompt ({oracle.stem.removeprefix('templates_oracle_')}, from "
+            f"the browser test): {figures['equal']} of {figures['compared']} "
+            f"({figures.get('equal_up_to_ids', 0)} up to node ids)"
+        )
     if autograph is not None:
         print("comfyui-autograph's failures by reason:")
         for reason, n in found["autograph"].most_common(args.show):

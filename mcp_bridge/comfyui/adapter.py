@@ -298,7 +298,9 @@ def _node_input(spec: Any, required: bool) -> NodeInput:
         options=choices,
         tooltip=str(tooltip) if isinstance(tooltip, str) else None,
         force_input=bool(opts.get("forceInput")),
-        control_after_generate=bool(opts.get("control_after_generate")),
+        control_after_generate=(
+            bool(opts["control_after_generate"]) if "control_after_generate" in opts else None
+        ),
         upload=any(bool(opts.get(key)) for key in uploads),
     )
 

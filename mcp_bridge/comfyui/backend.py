@@ -84,7 +84,9 @@ class NodeInput:
     options: tuple[str, ...] = ()
     tooltip: str | None = None
     force_input: bool = False  # a socket only: the frontend shows no widget for it
-    control_after_generate: bool = False  # the frontend adds a "control after generate" value after it
+    # The frontend adds a "control after generate" value after it (None: undeclared, the frontend's
+    # legacy rule then gives one to INT inputs named seed or noise_seed).
+    control_after_generate: bool | None = None
     upload: bool = False  # the frontend adds an upload button (with a value) after it
 
 

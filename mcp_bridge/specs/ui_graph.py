@@ -21,7 +21,13 @@ from ..comfyui.backend import NodeInput
 NodeInputs = Callable[[str], Mapping[str, NodeInput] | None]
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-CONTROL_WORDS = frozenset({"fixed", "increment", "decrement", "randomize"})
+# Widgets the frontend's own code adds to these nodes, after the declared ones, sent with the prompt.
+FRONTEND_WIDGETS: dict[str, tuple[str, ...]] = {
+    "Preview3D": ("image",),
+    "Preview3DAnimation": ("image",),
+    "SaveGLB": ("image",),
+    "PreviewAny": ("preview",),
+}
 SEED_NAMES = frozenset({"seed", "noise_seed"})  # the frontend gives these a control even undeclared
 VIRTUAL = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})  # frontend-only nodes
 MUTED, BYPASSED = 2, 4
@@ -230,38 +236,30 @@ def widget_values(node: Mapping[str, Any], declared: Mapping[str, NodeInput]) ->
     the saved values leave out has its default, as the frontend creates it."""
     widgets = [(name, spec) for name, spec in declared.items() if is_widget(spec)]
     raw = node.get("widgets_values")
-    saved = (
-        {name: raw[name] for name, _spec in widgets if name in raw}
-        if isinstance(raw, dict)
-        else _saved_values(widgets, list(raw) if isinstance(raw, list) else [])
-    )
+    values = list(raw) if isinstance(raw, list) else []
+    saved, used = _saved_values(widgets, values)
+    if isinstance(raw, dict):
+        saved = {name: raw[name] for name, _spec in widgets if name in raw}
     for name, spec in widgets:
         default = spec.options[0] if spec.default is None and spec.options else spec.default
         if name not in saved and default is not None:
             saved[name] = default
+    for n, name in enumerate(FRONTEND_WIDGETS.get(str(node.get("type")), ())):
+        saved[name] = values[used + n] if used + n < len(values) else ""
     return saved
 
 
-def _saved_values(widgets: list[tuple[str, NodeInput]], values: list[Any]) -> dict[str, Any]:
+def _saved_values(widgets: list[tuple[str, NodeInput]], values: list[Any]) -> tuple[dict[str, Any], int]:
+    # In order, as the frontend assigns them: a widget with a control or an upload button is followed
+    # by that widget's value, which no input takes. Also returns how many values were used.
     found: dict[str, Any] = {}
     at = 0
-    for index, (name, spec) in enumerate(widgets):
+    for name, spec in widgets:
         if at >= len(values):
             break
         found[name] = values[at]
-        at += 1
-        left = len(widgets) - index - 1  # widgets still to fill
-        extra = len(values) - at > left  # more values than widgets: the frontend added one here
-        if has_control(name, spec) and at < len(values) and (_is_control(values[at]) or extra):
-            at += 1
-        elif spec.upload and extra:
-            at += 1
-    return found
-
-
-def _is_control(value: object) -> bool:
-    # "fixed", "randomize", ... (older frontends saved a boolean)
-    return isinstance(value, str) and value in CONTROL_WORDS
+        at += 1 + (has_control(name, spec) or spec.upload)
+    return found, min(at, len(values))
 
 
 def is_widget(spec: NodeInput) -> bool:
@@ -271,7 +269,9 @@ def is_widget(spec: NodeInput) -> bool:
 
 def has_control(name: str, spec: NodeInput) -> bool:
     """Whether the frontend adds a "control after generate" widget after this one."""
-    return spec.control_after_generate or (spec.type == "INT" and name in SEED_NAMES)
+    if spec.control_after_generate is not None:
+        return spec.control_after_generate
+    return spec.type == "INT" and name in SEED_NAMES
 
 
 def _nodes(holder: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

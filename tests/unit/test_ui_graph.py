@@ -307,3 +307,13 @@ def test_widgets_the_saved_values_leave_out_get_their_defaults_as_in_the_fronten
         "filename_prefix": "out",
         "method": "default",
     }
+
+
+def test_a_control_declared_off_takes_no_value_and_frontend_widgets_follow_the_declared_ones() -> None:
+    declared = {"seed": NodeInput("INT", control_after_generate=False), "steps": NodeInput("INT")}
+    assert widget_values({"widgets_values": [1, 2]}, declared) == {"seed": 1, "steps": 2}
+    preview = {"model_file": NodeInput("STRING")}
+    assert widget_values({"type": "Preview3D", "widgets_values": ["m.glb", ""]}, preview) == {
+        "model_file": "m.glb",
+        "image": "",
+    }
