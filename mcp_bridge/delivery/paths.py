@@ -382,6 +382,31 @@ def _open_dir(path: Path) -> int:
     return fd
 
 
+def read_no_follow(path: Path, max_bytes: int) -> tuple[bytes, int]:
+    """Up to ``max_bytes + 1`` bytes of regular file ``path`` (resolved by :meth:`PathPolicy.resolve_input`)
+    and its size, opened without following a link at any level: a file swapped for a link after the
+    check is refused, not read (``PathRejected``). Blocking."""
+    flags = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC
+    try:
+        if _USE_DIR_FD:
+            parent = _open_dir(path.parent)
+            try:
+                fd = os.open(path.name, flags, dir_fd=parent)
+            finally:
+                os.close(parent)
+        else:
+            fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise PathRejected("the file was replaced by a link") from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        facts = os.fstat(fh.fileno())
+        if not stat.S_ISREG(facts.st_mode):
+            raise PathRejected("not a regular file")
+        return fh.read(max_bytes + 1), facts.st_size
+
+
 def _make_dirs(real_parent: Path, names: Sequence[str]) -> None:
     """Create ``names`` below the existing ``real_parent``, one level at a time, never via a symlink."""
     if not _USE_DIR_FD:

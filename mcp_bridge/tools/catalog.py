@@ -15,7 +15,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..comfyui.artifacts import MIME_BY_EXTENSION, OCTET_STREAM, mime_for
-from ..delivery.paths import PathPolicy, PathRejected
+from ..delivery.paths import PathPolicy, PathRejected, read_no_follow
 from ..delivery.present import view_url_of
 from ..engine.ids import output_link
 from ..engine.peers import PeerError
@@ -68,10 +68,11 @@ def read_output(relative: str, out: str, max_bytes: int, uri: str = "") -> tuple
         path = PathPolicy([out], suffixes=MIME_BY_EXTENSION).resolve_input(relative, out)
     except PathRejected as exc:
         raise ResourceError(f"no such output file: {exc.reason}") from None
-    with path.open("rb") as fh:
-        data = fh.read(max_bytes + 1)
+    try:
+        data, size = read_no_follow(path, max_bytes)
+    except PathRejected as exc:
+        raise ResourceError(f"no such output file: {exc.reason}") from None
     if len(data) > max_bytes:
-        size = path.stat().st_size
         raise ResourceError(
             f"{uri or relative} is {size} bytes, more than resources/read sends "
             f"(max_resource_read_bytes = {max_bytes}); fetch it from ComfyUI's own "
