@@ -74,10 +74,11 @@ class Settings:
         },
     )
     max_resource_read_bytes: int = field(
-        default=16 * 1024 * 1024,
+        default=512 * 1024,
         metadata={
-            "doc": "Largest output file resources/read sends (base64 in one message); a larger one is "
-            "refused with its link and ComfyUI's /view URL, which serves any size.",
+            "doc": "Largest output file resources/read sends (base64 in one message: 512 KiB is about "
+            "700 KB on the wire, under the 1 MiB an SDK client reads at once); a larger one is refused "
+            "with its link and ComfyUI's /view URL, which serves any size.",
             "min": 64 * 1024,
             "max": 256 * 1024 * 1024,
         },

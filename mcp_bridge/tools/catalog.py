@@ -58,6 +58,10 @@ class ModelList(NameList):
     )
 
 
+MAX_READS = 4  # resources/read files held in memory at once
+_READS = asyncio.Semaphore(MAX_READS)
+
+
 def _names(values: list[str]) -> NameList:
     return NameList(names=values, count=len(values))
 
@@ -167,5 +171,6 @@ async def _read(services: Services, relative: str, instance: str | None = None) 
         except PeerError as exc:
             raise ResourceError(str(exc)) from None
     out, cap = services.comfy.output_directory(), services.settings.max_resource_read_bytes
-    data, _mime = await asyncio.to_thread(read_output, relative, out, cap, uri)
+    async with _READS:  # each read holds up to cap bytes (and their base64) until it is sent
+        data, _mime = await asyncio.to_thread(read_output, relative, out, cap, uri)
     return data
