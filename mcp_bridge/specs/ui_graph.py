@@ -21,13 +21,6 @@ from ..comfyui.backend import NodeInput
 NodeInputs = Callable[[str], Mapping[str, NodeInput] | None]
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-# Widgets the frontend's own code adds to these nodes, after the declared ones, sent with the prompt.
-FRONTEND_WIDGETS: dict[str, tuple[str, ...]] = {
-    "Preview3D": ("image",),
-    "Preview3DAnimation": ("image",),
-    "SaveGLB": ("image",),
-    "PreviewAny": ("preview",),
-}
 SEED_NAMES = frozenset({"seed", "noise_seed"})  # the frontend gives these a control even undeclared
 VIRTUAL = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})  # frontend-only nodes
 MUTED, BYPASSED = 2, 4
@@ -237,21 +230,19 @@ def widget_values(node: Mapping[str, Any], declared: Mapping[str, NodeInput]) ->
     widgets = [(name, spec) for name, spec in declared.items() if is_widget(spec)]
     raw = node.get("widgets_values")
     values = list(raw) if isinstance(raw, list) else []
-    saved, used = _saved_values(widgets, values)
+    saved = _saved_values(widgets, values)
     if isinstance(raw, dict):
         saved = {name: raw[name] for name, _spec in widgets if name in raw}
     for name, spec in widgets:
         default = spec.options[0] if spec.default is None and spec.options else spec.default
         if name not in saved and default is not None:
             saved[name] = default
-    for n, name in enumerate(FRONTEND_WIDGETS.get(str(node.get("type")), ())):
-        saved[name] = values[used + n] if used + n < len(values) else ""
     return saved
 
 
-def _saved_values(widgets: list[tuple[str, NodeInput]], values: list[Any]) -> tuple[dict[str, Any], int]:
+def _saved_values(widgets: list[tuple[str, NodeInput]], values: list[Any]) -> dict[str, Any]:
     # In order, as the frontend assigns them: a widget with a control or an upload button is followed
-    # by that widget's value, which no input takes. Also returns how many values were used.
+    # by that widget's value, which no input takes.
     found: dict[str, Any] = {}
     at = 0
     for name, spec in widgets:
@@ -259,7 +250,7 @@ def _saved_values(widgets: list[tuple[str, NodeInput]], values: list[Any]) -> tu
             break
         found[name] = values[at]
         at += 1 + (has_control(name, spec) or spec.upload)
-    return found, min(at, len(values))
+    return found
 
 
 def is_widget(spec: NodeInput) -> bool:

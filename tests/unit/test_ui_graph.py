@@ -309,11 +309,6 @@ def test_widgets_the_saved_values_leave_out_get_their_defaults_as_in_the_fronten
     }
 
 
-def test_a_control_declared_off_takes_no_value_and_frontend_widgets_follow_the_declared_ones() -> None:
+def test_a_control_declared_off_takes_no_value() -> None:
     declared = {"seed": NodeInput("INT", control_after_generate=False), "steps": NodeInput("INT")}
     assert widget_values({"widgets_values": [1, 2]}, declared) == {"seed": 1, "steps": 2}
-    preview = {"model_file": NodeInput("STRING")}
-    assert widget_values({"type": "Preview3D", "widgets_values": ["m.glb", ""]}, preview) == {
-        "model_file": "m.glb",
-        "image": "",
-    }
