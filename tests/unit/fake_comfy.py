@@ -240,9 +240,10 @@ class FakeComfy:
     def _size(self, prompt: dict[str, Any]) -> tuple[int, int, int]:
         # What the workflow would produce: an empty latent's size, else the loaded image's (scaled, x4).
         by_class = {n["class_type"]: n["inputs"] for n in prompt.values()}
-        if "EmptyLatentImage" in by_class:
-            latent = by_class["EmptyLatentImage"]
-            return int(latent["width"]), int(latent["height"]), int(latent["batch_size"])
+        for empty in ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyFlux2LatentImage"):  # any family's
+            if empty in by_class:
+                latent = by_class[empty]
+                return int(latent["width"]), int(latent["height"]), int(latent["batch_size"])
         with Image.open(self.root / "input" / by_class["LoadImage"]["image"]) as im:
             width, height = im.size
         if "ImageScale" in by_class:
