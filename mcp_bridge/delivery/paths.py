@@ -368,14 +368,7 @@ def _open_dir(path: Path) -> int:
     fd = os.open(path.anchor, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     try:
         for name in path.parts[1:]:
-            try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                    raise PathRejected("a part of the path is a symbolic link or not a folder") from None
-                raise
-            os.close(fd)
-            fd = child
+            fd = _step_into(fd, name, "a part of the path is a symbolic link or not a folder")
     except BaseException:
         os.close(fd)
         raise
@@ -427,14 +420,7 @@ def _make_dirs(real_parent: Path, names: Sequence[str]) -> None:
                 os.mkdir(name, 0o755, dir_fd=fd)
             except FileExistsError:
                 pass
-            try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                    raise PathRejected("a folder in the path was replaced by a link or a file") from None
-                raise
-            os.close(fd)
-            fd = child
+            fd = _step_into(fd, name, "a folder in the path was replaced by a link or a file")
     finally:
         os.close(fd)
 
@@ -545,3 +531,17 @@ def _portable_write(path: Path, data: bytes, overwrite: bool) -> Path:
         except FileNotFoundError:
             pass
     return path
+
+
+def _step_into(fd: int, name: str, refusal: str) -> int:
+    """Open folder ``name`` inside ``fd`` without following a link, close ``fd``, return the child.
+
+    A link or a non-folder there is refused with ``refusal``; ``fd`` stays open when this raises."""
+    try:
+        child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise PathRejected(refusal) from None
+        raise
+    os.close(fd)
+    return child
